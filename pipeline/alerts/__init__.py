@@ -1,0 +1,1 @@
+"""Alert sinks: compose (notifier) and deliver (hook) separately."""

@@ -1,0 +1,231 @@
+"""`sentinela` console command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from pipeline.config import Settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    s = Settings.from_env()
+    if getattr(args, "db", None):
+        s = s.with_(database_url=args.db)
+    if getattr(args, "sources", None):
+        s = s.with_(sources_file=Path(args.sources))
+    return s
+
+
+def _engine(settings: Settings) -> Any:
+    from pipeline.storage.db import make_engine, upgrade
+
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    return engine
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from pipeline.alerts.sinks import make_sink
+    from pipeline.classify.model import load_classifier
+    from pipeline.run import format_summary, run_once
+    from pipeline.sources import load_sources
+
+    if not args.once:
+        print(
+            "only `sentinela run --once` is supported; schedule runs with Airflow (`make airflow`)",
+            file=sys.stderr,
+        )
+        return 2
+    settings = _settings(args)
+    srcs = load_sources(settings.sources_file)
+    classifier = load_classifier(settings.model_dir, settings.cache_dir)
+    engine = _engine(settings)
+    sink = make_sink(settings)
+    summary = run_once(engine, settings, srcs, classifier, sink)
+    print(format_summary(summary))
+    print(
+        f"alerts went to: {sink.destination}  ·  model {classifier.model_version}  ·  "
+        f"archive {engine.url.render_as_string(hide_password=True)}"
+    )
+    return 0
+
+
+def _read_jsonl(path: str, stream_in: TextIO) -> tuple[list[tuple[int, dict[str, Any]]], list[str]]:
+    good: list[tuple[int, dict[str, Any]]] = []
+    errors: list[str] = []
+    handle = stream_in if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    try:
+        for n, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                errors.append(f"{path}:{n}: not valid JSON ({exc.msg} at column {exc.colno})")
+                continue
+            if not isinstance(obj, dict):
+                errors.append(f"{path}:{n}: expected a JSON object, got {type(obj).__name__}")
+                continue
+            missing = [k for k in ("id", "title", "text") if k not in obj]
+            if missing:
+                errors.append(f"{path}:{n}: missing required key(s): {', '.join(missing)}")
+                continue
+            bad = [k for k in ("title", "text") if not isinstance(obj[k], str)]
+            if bad or (
+                "lang" in obj and obj["lang"] is not None and not isinstance(obj["lang"], str)
+            ):
+                errors.append(f"{path}:{n}: 'title', 'text' and 'lang' must be strings")
+                continue
+            good.append((n, obj))
+    finally:
+        if handle is not stream_in:
+            handle.close()
+    return good, errors
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    from pipeline.classify.base import Document
+    from pipeline.classify.model import load_classifier
+
+    settings = _settings(args)
+    try:
+        rows, errors = _read_jsonl(args.input, sys.stdin)
+    except OSError as exc:
+        print(f"sentinela classify: cannot read {args.input}: {exc.strerror}", file=sys.stderr)
+        return 2
+    for e in errors:
+        print(f"sentinela classify: {e}", file=sys.stderr)
+    classifier = load_classifier(settings.model_dir, settings.cache_dir)
+    docs = [Document(str(o["id"]), o["title"], o["text"], o.get("lang")) for _, o in rows]
+    preds = classifier.predict(docs)
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        for (_, obj), p in zip(rows, preds, strict=True):
+            rec = {
+                "id": obj["id"],
+                "labels": p.labels,
+                "scores": p.scores,
+                "model_version": p.model_version,
+            }
+            if p.evidence:
+                rec["evidence"] = p.evidence
+            out.write(json.dumps(rec, ensure_ascii=False) + "\n")
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(
+        f"classified {len(rows)} item(s); {sum(p.is_match for p in preds)} match(es); "
+        f"{len(errors)} bad line(s)",
+        file=sys.stderr,
+    )
+    return 1 if errors else 0
+
+
+def cmd_db_upgrade(args: argparse.Namespace) -> int:
+    from pipeline.storage.db import current_revision
+
+    settings = _settings(args)
+    engine = _engine(settings)
+    print(
+        f"archive at revision {current_revision(engine)}: "
+        f"{engine.url.render_as_string(hide_password=True)}"
+    )
+    return 0
+
+
+def cmd_sources_check(args: argparse.Namespace) -> int:
+    from pipeline.health import format_health, source_health
+    from pipeline.sources import load_sources
+
+    settings = _settings(args)
+    srcs = load_sources(settings.sources_file)
+    engine = _engine(settings)
+    print(f"{settings.sources_file}: {len(srcs)} valid source(s)")
+    print(format_health(source_health(engine, srcs)))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from pipeline.demo import run_demo
+
+    return run_demo(_settings(args), port=args.port)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from pipeline.evaluate import run_evaluate
+
+    settings = _settings(args)
+    return run_evaluate(Path(args.file), settings)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="sentinela", description=__doc__)
+    p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run the pipeline: fetch, parse, classify, store, alert")
+    run.add_argument("--once", action="store_true", help="one pass over every source, then exit")
+    run.add_argument("--sources", help="sources file (default $SENTINELA_SOURCES or sources.yaml)")
+    run.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
+    run.set_defaults(func=cmd_run)
+
+    cl = sub.add_parser("classify", help="classify a JSONL file: id, title, text[, lang] per line")
+    cl.add_argument("--input", required=True, help="input JSONL ('-' for stdin)")
+    cl.add_argument("--output", required=True, help="output JSONL ('-' for stdout)")
+    cl.set_defaults(func=cmd_classify)
+
+    db = sub.add_parser("db", help="archive maintenance")
+    dbs = db.add_subparsers(dest="db_command", required=True)
+    up = dbs.add_parser("upgrade", help="apply schema migrations")
+    up.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
+    up.set_defaults(func=cmd_db_upgrade)
+
+    so = sub.add_parser("sources", help="sources")
+    sos = so.add_subparsers(dest="sources_command", required=True)
+    ck = sos.add_parser("check", help="validate the sources file and print source health")
+    ck.add_argument("--sources", help="sources file")
+    ck.add_argument("--db", help="database URL")
+    ck.set_defaults(func=cmd_sources_check)
+
+    demo = sub.add_parser("demo", help="serve bundled sample feeds locally and run the pipeline")
+    demo.add_argument("--port", type=int, default=0, help="port for the sample feed server")
+    demo.add_argument("--db", help="database URL (default data/demo.db)")
+    demo.set_defaults(func=cmd_demo)
+
+    ev = sub.add_parser("evaluate", help="precision/recall/F1 of the model and a keyword baseline")
+    ev.add_argument("file", help="labelled JSONL: id, title, text, lang, labels")
+    ev.set_defaults(func=cmd_evaluate)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from pipeline.errors import SentinelaError
+
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.WARNING,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        return int(args.func(args))
+    except (SentinelaError, ValueError, RuntimeError) as exc:
+        # Known failure modes get one clear line, not a traceback.
+        print(f"sentinela: error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError
+
+        if isinstance(exc, OperationalError):
+            print(f"sentinela: error: database unavailable: {exc.orig}", file=sys.stderr)
+            return 3
+        raise
+
+
+if __name__ == "__main__":
+    sys.exit(main())

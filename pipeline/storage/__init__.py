@@ -1,0 +1,1 @@
+"""The archive: SQLAlchemy Core tables, migrations and idempotent writes."""
