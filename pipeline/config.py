@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 SLACK_DEFAULT_API_URL = "https://slack.com/api/"
+BLUESKY_DEFAULT_PDS_URL = "https://bsky.social"
 _TRUE = {"1", "true", "yes", "on"}
 
 
@@ -61,6 +62,20 @@ class Settings:
     user_agent: str = "Sentinela/0.1 (+https://github.com/sentinela-monitor/sentinela)"
     slack_min_interval_s: float = 1.0
     cache_dir: Path = field(default_factory=default_cache_dir)
+    routing_file: Path | None = None
+    slack_app_token: str | None = None
+    # Source back-off: after this many consecutive failures a source is fetched again only
+    # after backoff_base_s, doubling per further failure, at most backoff_max_s.
+    backoff_after: int = 5
+    backoff_base_s: float = 1800.0
+    backoff_max_s: float = 86400.0
+    # Social connectors. Secrets stay out of repr() so they never reach a log line.
+    x_bearer_token: str | None = field(default=None, repr=False)
+    bluesky_handle: str | None = None
+    bluesky_app_password: str | None = field(default=None, repr=False)
+    bluesky_pds_url: str = BLUESKY_DEFAULT_PDS_URL
+    social_max_pages: int = 5
+    social_max_wait_s: float = 30.0
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -86,6 +101,17 @@ class Settings:
                 env, "SENTINELA_SLACK_MIN_INTERVAL", cls.slack_min_interval_s
             ),
             cache_dir=Path(cache) if cache else default_cache_dir(),
+            routing_file=Path(env["SENTINELA_ROUTING"]) if env.get("SENTINELA_ROUTING") else None,
+            slack_app_token=env.get("SLACK_APP_TOKEN") or None,
+            backoff_after=_int(env, "SENTINELA_BACKOFF_AFTER", cls.backoff_after),
+            backoff_base_s=_float(env, "SENTINELA_BACKOFF_BASE", cls.backoff_base_s),
+            backoff_max_s=_float(env, "SENTINELA_BACKOFF_MAX", cls.backoff_max_s),
+            x_bearer_token=env.get("SENTINELA_X_BEARER_TOKEN") or None,
+            bluesky_handle=env.get("SENTINELA_BLUESKY_HANDLE") or None,
+            bluesky_app_password=env.get("SENTINELA_BLUESKY_APP_PASSWORD") or None,
+            bluesky_pds_url=env.get("SENTINELA_BLUESKY_PDS_URL") or cls.bluesky_pds_url,
+            social_max_pages=_int(env, "SENTINELA_SOCIAL_MAX_PAGES", cls.social_max_pages),
+            social_max_wait_s=_float(env, "SENTINELA_SOCIAL_MAX_WAIT", cls.social_max_wait_s),
         )
 
     def with_(self, **changes: object) -> Settings:

@@ -50,3 +50,5 @@ class SourceReport:
     alerted: int = 0
     errors: list[str] = field(default_factory=list)
     not_modified: bool = False
+    # Why the source did not run at all (e.g. a platform token is not configured).
+    skipped: str | None = None

@@ -10,18 +10,23 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
-from pipeline.alerts.sinks import AlertSink
-from pipeline.alerts.slack_hook import SlackConfigError, SlackMessageError
+from pipeline.alerts.delivery import Checkpoint, deliver_pending
+from pipeline.alerts.entities import extract
+from pipeline.alerts.routing import Match, Router, load_routing
+from pipeline.alerts.sinks import CONSOLE, AlertSink
 from pipeline.classify.base import Classifier, Document
 from pipeline.config import Settings
-from pipeline.errors import FeedParseError, PermanentError, SentinelaError
+from pipeline.errors import FeedParseError
+from pipeline.ingest import fulltext
 from pipeline.ingest.fetch import fetch_all
 from pipeline.ingest.parse import parse_feed
+from pipeline.ingest.social.runner import SocialOutcome, collect, is_social
 from pipeline.items import Source, SourceReport
 from pipeline.storage import repo
 from pipeline.storage.schema import classifications, items, sources
@@ -58,7 +63,24 @@ def ingest(
     with engine.begin() as conn:
         ids = repo.sync_sources(conn, srcs)
         states = repo.fetch_states(conn)
-    results = fetch_all(srcs, states, settings)
+        cursors = repo.cursors(conn)
+        held = repo.backed_off_sources(
+            conn, settings.backoff_after, settings.backoff_base_s, settings.backoff_max_s
+        )
+    for name, until in held.items():
+        if all(s.name != name for s in srcs):
+            continue  # a source no longer configured
+        summary.report(name).errors.append(
+            f"backing off after repeated failures; next fetch after {until:%Y-%m-%d %H:%M} UTC"
+        )
+    srcs = [s for s in srcs if s.name not in held]
+    social = [s for s in srcs if is_social(s.kind)]
+    feeds = [s for s in srcs if not is_social(s.kind)]
+    # Social platforms are read in their own event loop on a second thread, alongside feeds.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        social_future = pool.submit(collect, social, cursors, settings) if social else None
+        results = fetch_all(feeds, states, settings)
+        outcomes = social_future.result() if social_future else []
     by_name = {s.name: s for s in srcs}
     new_ids: list[int] = []
     for result in results:
@@ -85,25 +107,82 @@ def ingest(
         rep.fetched = len(parsed.items)
         if parsed.skipped:
             rep.errors.append(f"{len(parsed.skipped)} unusable entries ({parsed.skipped[0]})")
+        # Teaser-only feeds (`fulltext: true`): new items get their article's text.
+        batch = fulltext.enrich(engine, settings, src, parsed.items)
         # Items and the new validators commit together: if the insert fails, the next run
         # fetches the same items again instead of getting a 304 and losing them.
         with engine.begin() as conn:
-            inserted = repo.insert_items(conn, ids[src.name], parsed.items)
+            inserted = repo.insert_items(conn, ids[src.name], batch)
             repo.record_fetch(conn, ids[src.name], result)
+        rep.new = len(inserted)
+        new_ids.extend(i for i, _ in inserted)
+    new_ids.extend(_store_social(engine, ids, outcomes, summary))
+    with engine.begin() as conn:  # so `sources check` shows this run's back-off
+        repo.backed_off_sources(
+            conn, settings.backoff_after, settings.backoff_base_s, settings.backoff_max_s
+        )
+    return new_ids
+
+
+def _store_social(
+    engine: Engine, ids: dict[str, int], outcomes: Sequence[SocialOutcome], summary: RunSummary
+) -> list[int]:
+    new_ids: list[int] = []
+    for out in outcomes:
+        rep = summary.report(out.source)
+        source_id = ids[out.source]
+        if out.result is None:
+            error = out.error or "unknown error"
+            rep.errors.append(error)
+            with engine.begin() as conn:
+                if out.bad_excerpt is not None:
+                    repo.quarantine_payload(conn, out.source, out.bad_url, error, out.bad_excerpt)
+                repo.record_failure(conn, source_id, error)
+            continue
+        result = out.result
+        if result.skipped:
+            rep.skipped = result.skipped
+            continue
+        for note in result.notes:
+            log.info("%s: %s", out.source, note)
+        if result.interrupted:
+            rep.errors.append(result.interrupted)
+        rep.fetched = len(result.items)
+        # Items and cursor commit together: the cursor never moves past unstored posts.
+        with engine.begin() as conn:
+            inserted = repo.insert_items(conn, source_id, result.items)
+            repo.record_cursor(conn, source_id, result.cursor)
         rep.new = len(inserted)
         new_ids.extend(i for i, _ in inserted)
     return new_ids
 
 
+def make_router(settings: Settings, sink: AlertSink) -> Router:
+    """Routing rules from $SENTINELA_ROUTING for Slack; the console takes everything."""
+    if sink.destination == CONSOLE:
+        return Router.single(sink.destination)
+    return load_routing(settings.routing_file, sink.destination)
+
+
+def _match(
+    row: repo.ClassificationRow, title: str, text: str, lang: str | None, country: str | None
+) -> Match:
+    # Countries: those of prisons and gangs named in the story, else the source's own.
+    countries = extract(f"{title}\n{text}", country).countries or ((country,) if country else ())
+    return Match(labels=row.labels, scores=row.scores, lang=lang, countries=countries)
+
+
 def classify_unclassified(
     engine: Engine,
     classifier: Classifier,
-    destination: str,
+    destination: str | Router,
     summary: RunSummary | None = None,
     item_ids: Sequence[int] | None = None,
 ) -> list[int]:
     """Classify items that have no score from this model version yet (all of them, or only
-    `item_ids`), store the scores and pending alerts. Returns matched item ids."""
+    `item_ids`), store the scores and a pending alert per routed channel (`destination`: one
+    channel for everything, or the routing rules). Returns matched item ids."""
+    router = Router.single(destination) if isinstance(destination, str) else destination
     matched_all: list[int] = []
     last_id = 0
     while True:
@@ -113,7 +192,14 @@ def classify_unclassified(
             .where(classifications.c.model_version == classifier.model_version)
         )
         q = (
-            sa.select(items.c.id, items.c.title, items.c.text, items.c.lang, sources.c.name)
+            sa.select(
+                items.c.id,
+                items.c.title,
+                items.c.text,
+                items.c.lang,
+                sources.c.name,
+                sources.c.country,
+            )
             .join(sources, sources.c.id == items.c.source_id)
             .where(~done.exists(), items.c.id > last_id)
             .order_by(items.c.id)
@@ -138,8 +224,13 @@ def classify_unclassified(
             )
             for r, p in zip(rows, preds, strict=True)
         ]
+        routes = {
+            row.item_id: router.destinations(_match(row, r[1], r[2], r[3], r[5]))
+            for r, row in zip(rows, out, strict=True)
+            if row.is_match
+        }
         with engine.begin() as conn:
-            matched = repo.store_classifications(conn, out, destination)
+            matched = repo.store_classifications(conn, out, routes)
         matched_set = set(matched)
         if summary is not None:
             for r in rows:
@@ -154,48 +245,20 @@ def deliver(
     sink: AlertSink,
     summary: RunSummary | None = None,
     on_sent: Callable[[repo.PendingAlert], None] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> int:
-    """Send every pending alert for the sink's destination. A Slack outage leaves the rest
-    pending for the next run; a message Slack will never accept is marked failed."""
-    sent = 0
-    with engine.connect() as conn:
-        pending = repo.pending_alerts(conn, sink.destination)
-    for alert in pending:
-        try:
-            ts = sink.send(alert)
-        except SlackConfigError as exc:
-            _fail(engine, alert, str(exc), permanent=False, summary=summary)
-            break
-        except SlackMessageError as exc:
-            _fail(engine, alert, str(exc), permanent=True, summary=summary)
-            continue
-        except SentinelaError as exc:
-            _fail(
-                engine, alert, str(exc), permanent=isinstance(exc, PermanentError), summary=summary
-            )
-            break
-        with engine.begin() as conn:
-            repo.mark_alert_sent(conn, alert.alert_id, ts)
-        sent += 1
-        if summary is not None:
-            summary.report(alert.source).alerted += 1
-        if on_sent is not None:
-            on_sent(alert)
-    return sent
-
-
-def _fail(
-    engine: Engine,
-    alert: repo.PendingAlert,
-    error: str,
-    permanent: bool,
-    summary: RunSummary | None,
-) -> None:
-    log.warning("alert %s not delivered: %s", alert.alert_id, error)
-    with engine.begin() as conn:
-        repo.mark_alert_failed(conn, alert.alert_id, error, permanent=permanent)
+    """Send every pending alert of the channels the sink handles, exactly once (see
+    pipeline/alerts/delivery.py). A Slack outage leaves the rest pending for the next run; a
+    message Slack will never accept is marked failed."""
+    report = deliver_pending(engine, sink, on_sent=on_sent, checkpoint=checkpoint)
     if summary is not None:
-        summary.alert_errors.append(f"alert {alert.alert_id}: {error}")
+        for alert in report.sent + report.reconciled:
+            summary.report(alert.source).alerted += 1
+        for failed, error in report.errors:
+            summary.alert_errors.append(
+                f"alert {failed.alert_id}: {error}" if failed is not None else error
+            )
+    return len(report.sent) + len(report.reconciled)
 
 
 def run_once(
@@ -209,7 +272,7 @@ def run_once(
     for s in srcs:
         summary.report(s.name)
     ingest(engine, settings, srcs, summary)
-    classify_unclassified(engine, classifier, sink.destination, summary)
+    classify_unclassified(engine, classifier, make_router(settings, sink), summary)
     deliver(engine, sink, summary)
     return summary
 
@@ -221,6 +284,8 @@ def format_summary(summary: RunSummary) -> str:
         err = "; ".join(r.errors)
         if r.not_modified and not err:
             err = "(not modified)"
+        if r.skipped and not err:
+            err = f"(skipped: {r.skipped})"
         rows.append(
             (
                 r.source,

@@ -4,17 +4,47 @@ Schema::
 
     sources:
       - name: insightcrime          # unique, used as the key in the archive
-        kind: rss                   # rss (RSS 2.0 / RSS 1.0 / Atom); social kinds come later
+        kind: rss                   # rss (RSS 2.0 / RSS 1.0 / Atom), or a social kind below
         url: https://insightcrime.org/feed/
         lang: en                    # optional: en | es | pt (detected per item when absent)
         country: VE                 # optional ISO 3166 code or region
         tags: [crime-research]      # optional
         allow_private: false        # optional: may this source live on a private/loopback host
         note: one line for humans   # optional
+        fulltext: false             # optional: fetch each new item's page and extract the
+                                    # article text when the feed only carries a teaser
+        options: {}                 # optional; per kind, see below
+
+Social kinds read one platform through its public API (pipeline/ingest/social/). Their
+`url` is the API base and may be omitted: it defaults to the platform's real host (tests
+point it at a local server). What to read goes in `options`, exactly one of the listed
+alternatives; every social kind also takes `max_pages` (default
+SENTINELA_SOCIAL_MAX_PAGES). Where the last run stopped is kept per source in the
+archive's `sources.cursor` column.
+
+    kind: mastodon    url: instance, default https://mastodon.social
+        options: {hashtag: TrenDeAragua}     hashtag timeline (no `#` needed)
+              or {account_id: "10912…"}      an account's statuses
+              or {account: username}         the same, looked up on the instance
+    kind: bluesky     url: AppView, default https://public.api.bsky.app
+        options: {query: "Tren de Aragua"}   post search, newest first; optional `lang: es`.
+                                             Needs SENTINELA_BLUESKY_HANDLE and
+                                             SENTINELA_BLUESKY_APP_PASSWORD, else skipped
+              or {actor: handle.bsky.social} an account's posts (no login needed)
+        optional `pds_url` overrides SENTINELA_BLUESKY_PDS_URL for the login
+    kind: reddit      url: default https://www.reddit.com
+        options: {subreddit: venezuela}      newest posts
+              or {subreddit: brasil, query: "presídio"}   search within the subreddit
+    kind: telegram    url: default https://t.me
+        options: {channel: name}             a public channel's web preview (t.me/s/name)
+    kind: x           url: API, default https://api.x.com
+        options: {query: '"Tren de Aragua" -is:retweet'}  v2 recent search; needs
+                                             SENTINELA_X_BEARER_TOKEN, else skipped
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,8 +52,24 @@ import yaml
 
 from pipeline.items import Source
 
-KNOWN_KINDS = {"rss"}
-_OPTIONAL = {"lang", "country", "tags", "allow_private", "note", "options"}
+
+@dataclass(frozen=True)
+class SocialKind:
+    default_url: str
+    one_of: tuple[str, ...]  # exactly one of these options says what to read
+    optional: tuple[str, ...] = ()
+
+
+SOCIAL_KINDS = {
+    "mastodon": SocialKind("https://mastodon.social", ("hashtag", "account_id", "account")),
+    "bluesky": SocialKind("https://public.api.bsky.app", ("query", "actor"), ("lang", "pds_url")),
+    "reddit": SocialKind("https://www.reddit.com", ("subreddit",), ("query",)),
+    "telegram": SocialKind("https://t.me", ("channel",)),
+    "x": SocialKind("https://api.x.com", ("query",)),
+}
+_SOCIAL_COMMON = ("max_pages",)
+KNOWN_KINDS = {"rss", *SOCIAL_KINDS}
+_OPTIONAL = {"lang", "country", "tags", "allow_private", "note", "options", "fulltext"}
 
 
 class SourcesError(ValueError):
@@ -34,7 +80,9 @@ def _entry(raw: Any, index: int, path: Path) -> Source:
     where = f"{path}: sources[{index}]"
     if not isinstance(raw, dict):
         raise SourcesError(f"{where}: each source must be a mapping, got {type(raw).__name__}")
-    missing = [k for k in ("name", "kind", "url") if not raw.get(k)]
+    social = SOCIAL_KINDS.get(str(raw.get("kind") or "").lower())
+    required = ("name", "kind") if social else ("name", "kind", "url")
+    missing = [k for k in required if not raw.get(k)]
     if missing:
         raise SourcesError(f"{where}: missing required key(s): {', '.join(missing)}")
     unknown = set(raw) - {"name", "kind", "url"} - _OPTIONAL
@@ -51,10 +99,18 @@ def _entry(raw: Any, index: int, path: Path) -> Source:
     options = raw.get("options") or {}
     if not isinstance(options, dict):
         raise SourcesError(f"{where} ({raw['name']}): options must be a mapping")
+    url = str(raw.get("url") or (social.default_url if social else ""))
+    if social:
+        _check_social_options(f"{where} ({raw['name']})", kind, social, options)
+    if "fulltext" in raw:
+        if not isinstance(raw["fulltext"], bool):
+            raise SourcesError(f"{where} ({raw['name']}): fulltext must be true or false")
+        # Kept with the options so Source needs no new field; read by ingest.fulltext.
+        options = {**options, "fulltext": "true" if raw["fulltext"] else "false"}
     return Source(
         name=str(raw["name"]),
         kind=kind,
-        url=str(raw["url"]),
+        url=url,
         lang=str(raw["lang"]).lower() if raw.get("lang") else None,
         country=str(raw["country"]) if raw.get("country") else None,
         tags=tuple(str(t) for t in tags),
@@ -62,6 +118,25 @@ def _entry(raw: Any, index: int, path: Path) -> Source:
         note=str(raw["note"]) if raw.get("note") else None,
         options={str(k): str(v) for k, v in options.items()},
     )
+
+
+def _check_social_options(where: str, kind: str, spec: SocialKind, options: dict[Any, Any]) -> None:
+    allowed = {*spec.one_of, *spec.optional, *_SOCIAL_COMMON}
+    unknown = {str(k) for k in options} - allowed
+    if unknown:
+        raise SourcesError(
+            f"{where}: unknown option(s) for kind {kind}: {', '.join(sorted(unknown))}; "
+            f"expected {', '.join(sorted(allowed))}"
+        )
+    chosen = [k for k in spec.one_of if options.get(k) not in (None, "")]
+    if len(chosen) != 1:
+        raise SourcesError(
+            f"{where}: kind {kind} needs exactly one of options {', '.join(spec.one_of)}"
+            + (f" (got {', '.join(chosen)})" if chosen else "")
+        )
+    pages = options.get("max_pages")
+    if pages is not None and (not str(pages).isdigit() or int(str(pages)) < 1):
+        raise SourcesError(f"{where}: options.max_pages must be a positive integer")
 
 
 def load_sources(path: Path | str) -> list[Source]:

@@ -34,12 +34,12 @@ def ingest_sources(settings: Settings | None = None) -> dict[str, Any]:
 def classify_new(settings: Settings | None = None) -> dict[str, Any]:
     from pipeline.alerts.sinks import make_sink
     from pipeline.classify.model import load_classifier
-    from pipeline.run import classify_unclassified
+    from pipeline.run import classify_unclassified, make_router
 
     settings = settings or Settings.from_env()
     classifier = load_classifier(settings.model_dir, settings.cache_dir)
-    destination = make_sink(settings).destination
-    matched = classify_unclassified(_engine(settings), classifier, destination)
+    router = make_router(settings, make_sink(settings))
+    matched = classify_unclassified(_engine(settings), classifier, router)
     return {"matched": len(matched), "model_version": classifier.model_version}
 
 
@@ -56,3 +56,22 @@ def send_alerts(settings: Settings | None = None) -> dict[str, Any]:
         # Fail the task so Airflow retries it; the alerts stay pending in the archive.
         raise TransientError(f"{sent} sent, then: {summary.alert_errors[0]}")
     return {"sent": sent}
+
+
+def send_daily_digest(settings: Settings | None = None, day: str | None = None) -> dict[str, Any]:
+    """Post yesterday's (or `day`'s) digest to every routed channel; once per channel and day."""
+    from datetime import UTC, date, datetime, timedelta
+
+    from pipeline.alerts.digest import send_digest
+    from pipeline.alerts.sinks import make_hook, make_sink
+    from pipeline.run import make_router
+
+    settings = settings or Settings.from_env()
+    when = date.fromisoformat(day) if day else datetime.now(UTC).date() - timedelta(days=1)
+    if not settings.slack_bot_token:
+        return {"day": when.isoformat(), "skipped": "no SLACK_BOT_TOKEN"}
+    engine = _engine(settings)
+    hook = make_hook(settings)
+    channels = make_router(settings, make_sink(settings)).channels
+    results = {c: send_digest(engine, hook, c, when).status for c in channels}
+    return {"day": when.isoformat(), "channels": results}

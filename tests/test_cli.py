@@ -83,7 +83,8 @@ def test_classify_missing_input_is_a_clear_error(tmp_path: Path) -> None:
 def test_db_upgrade_and_sources_check(tmp_path: Path, pg_url: str) -> None:
     for url in (f"sqlite:///{tmp_path / 'a.db'}", pg_url):
         r = _run(["db", "upgrade", "--db", url])
-        assert r.returncode == 0 and "revision 0001" in r.stdout, r.stderr
+        assert r.returncode == 0 and "archive at revision 00" in r.stdout, r.stderr
+        assert "revision 0001" not in r.stdout  # 0002 onwards chain on 0001
     r = _run(["sources", "check", "--db", f"sqlite:///{tmp_path / 'a.db'}"])
     assert r.returncode == 0, r.stderr
     assert "valid source(s)" in r.stdout and "insightcrime-en" in r.stdout

@@ -41,24 +41,25 @@ def _alert(**kw: object) -> PendingAlert:
 
 def test_exact_payload(fake_slack: FakeSlack) -> None:
     hook = SlackHook(fake_slack.state.token, fake_slack.url, min_interval_s=0)
-    ts = SlackSink(hook, "#sentinela-alerts").send(_alert())
+    ts = SlackSink(hook, "#sentinela-alerts").send(_alert(severity="high"))
     (msg,) = fake_slack.state.messages
-    assert msg.ts == ts and msg.channel == "C0ALERTS"
+    assert msg.ts == ts and msg.channel == "C0ALERTS" and msg.thread_ts is None
     assert msg.text == (
-        "[Sentinela] Fuerzas venezolanas toman Tocorón — Gang control of prison (0.91), "
+        "[Sentinela HIGH] Fuerzas venezolanas toman Tocorón — Gang control of prison (0.91), "
         "Security operation (0.97) — https://example.com/tocoron"
     )
     assert msg.metadata == {
         "event_type": "sentinela_alert",
         "event_payload": {"alert_id": 7, "item_id": 42},
     }
+    feedback_value = '{"alert_id": 7, "item_id": 42}'
     assert msg.blocks == [
         {
             "type": "header",
             "text": {
                 "type": "plain_text",
-                "text": "Fuerzas venezolanas toman Tocorón",
-                "emoji": False,
+                "text": "🚨 HIGH · Fuerzas venezolanas toman Tocorón",
+                "emoji": True,
             },
         },
         {
@@ -66,9 +67,16 @@ def test_exact_payload(fake_slack: FakeSlack) -> None:
             "elements": [
                 {
                     "type": "mrkdwn",
-                    "text": "*elpitazo* · Spanish · VE · published 2023-09-20 12:00 UTC",
+                    "text": "*elpitazo* · Spanish · published 2023-09-20 12:00 UTC · *high severity*",
                 }
             ],
+        },
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "*Country:* Venezuela · *Facility:* Tocorón · *Gang:* Tren de Aragua",
+            },
         },
         {
             "type": "section",
@@ -88,14 +96,14 @@ def test_exact_payload(fake_slack: FakeSlack) -> None:
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": "*Why Gang control of prison:* _penal controlado por el Tren de Aragua_",
+                "text": "*Why Gang control of prison (0.91):* _penal controlado por el Tren de Aragua_",
             },
         },
         {
             "type": "section",
             "text": {
                 "type": "mrkdwn",
-                "text": "*Why Security operation:* _Unos 11.000 efectivos tomaron el penal_",
+                "text": "*Why Security operation (0.97):* _Unos 11.000 efectivos tomaron el penal_",
             },
         },
         {
@@ -106,11 +114,80 @@ def test_exact_payload(fake_slack: FakeSlack) -> None:
                     "text": {"type": "plain_text", "text": "Open story"},
                     "url": "https://example.com/tocoron",
                     "action_id": "open_story",
-                }
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Relevant"},
+                    "action_id": "sentinela_fb_relevant:7",
+                    "value": feedback_value,
+                    "style": "primary",
+                },
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Not relevant"},
+                    "action_id": "sentinela_fb_not_relevant:7",
+                    "value": feedback_value,
+                    "style": "danger",
+                },
             ],
         },
         {"type": "context", "elements": [{"type": "mrkdwn", "text": "alert 7 · model abc123"}]},
     ]
+
+
+def test_normal_severity_and_unknown_places(fake_slack: FakeSlack) -> None:
+    """No prefix below the high tier; no country/facility/gang line when nothing is known."""
+    alert = _alert(
+        severity="normal",
+        country=None,
+        title="Requisa en un penal",
+        text="Las autoridades hicieron una requisa.",
+        evidence={},
+    )
+    blocks = slack_blocks(alert)
+    assert blocks[0]["text"]["text"] == "Requisa en un penal"
+    assert (
+        blocks[1]["elements"][0]["text"] == "*elpitazo* · Spanish · published 2023-09-20 12:00 UTC"
+    )
+    assert blocks[2]["text"]["text"].startswith("*Labels:*")
+    assert fallback_text(alert).startswith("[Sentinela] Requisa en un penal — ")
+    hook = SlackHook(fake_slack.state.token, fake_slack.url, min_interval_s=0)
+    SlackSink(hook, "#sentinela-alerts").send(alert)
+    assert fake_slack.state.messages[0].blocks == blocks
+
+
+def test_reply_payload(fake_slack: FakeSlack) -> None:
+    hook = SlackHook(fake_slack.state.token, fake_slack.url, min_interval_s=0)
+    parent = hook.post_message("#sentinela-alerts", "parent")
+    alert = _alert(source="efecto-cocuyo", kind="reply", thread_ts=parent, url="https://x.org/a|b")
+    ts = SlackSink(hook, "#sentinela-alerts").send(alert)
+    reply = fake_slack.state.messages[-1]
+    assert reply.ts == ts and reply.thread_ts == parent
+    assert reply.text == (
+        "also reported by efecto-cocuyo: Fuerzas venezolanas toman Tocorón https://x.org/a|b"
+    )
+    assert reply.blocks == [
+        {
+            "type": "section",
+            "text": {
+                "type": "mrkdwn",
+                "text": "Also reported by *efecto-cocuyo*: <https://x.org/a%7Cb|Fuerzas venezolanas toman Tocorón>",
+            },
+        },
+        {
+            "type": "context",
+            "elements": [
+                {
+                    "type": "mrkdwn",
+                    "text": "Gang control of prison (0.91), Security operation (0.97) · alert 7",
+                }
+            ],
+        },
+    ]
+    assert reply.metadata == {
+        "event_type": "sentinela_alert",
+        "event_payload": {"alert_id": 7, "item_id": 42},
+    }
 
 
 def test_long_and_hostile_content_stays_within_block_kit_limits(fake_slack: FakeSlack) -> None:

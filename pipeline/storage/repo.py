@@ -3,15 +3,17 @@ run repeated over the same feeds stores nothing twice and alerts nothing twice."
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
+from pipeline.alerts.routing import Destination
+from pipeline.ingest import dedup
 from pipeline.ingest.fetch import FetchResult, FetchState
 from pipeline.items import Item, Source
 from pipeline.storage.schema import alerts, classifications, items, quarantine, sources
@@ -87,6 +89,28 @@ def record_failure(conn: Connection, source_id: int, error: str) -> None:
     )
 
 
+def cursors(conn: Connection) -> dict[str, str | None]:
+    """name -> the paging cursor social connectors stored last run."""
+    return {name: cur for name, cur in conn.execute(sa.select(sources.c.name, sources.c.cursor))}
+
+
+def record_cursor(conn: Connection, source_id: int, cursor: str | None) -> None:
+    """A successful social read: store its cursor (in the transaction that stores its items,
+    so the cursor never runs ahead of what was stored)."""
+    now = _now()
+    conn.execute(
+        sa.update(sources)
+        .where(sources.c.id == source_id)
+        .values(
+            cursor=cursor,
+            last_fetch_at=now,
+            last_success_at=now,
+            consecutive_failures=0,
+            last_error=None,
+        )
+    )
+
+
 def insert_items(conn: Connection, source_id: int, batch: Iterable[Item]) -> list[tuple[int, Item]]:
     """Store items not yet in the archive (by canonical URL or by content hash); return the
     new ones with their ids."""
@@ -123,15 +147,19 @@ def insert_items(conn: Connection, source_id: int, batch: Iterable[Item]) -> lis
         }
         for it in candidates
     ]
+    # executemany (batched into multi-row INSERTs by SQLAlchemy) compiles once per process;
+    # a .values(rows) statement was compiled anew for every batch size.
     stmt = (
         _insert(conn, items)
-        .values(rows)
         .on_conflict_do_nothing(index_elements=[items.c.canonical_url])
         .returning(items.c.id, items.c.canonical_url)
     )
-    inserted = conn.execute(stmt).all()
+    inserted = conn.execute(stmt, rows).all()
     by_url = {it.canonical_url: it for it in candidates}
-    return [(id_, by_url[url]) for id_, url in inserted]
+    out = [(id_, by_url[url]) for id_, url in inserted]
+    # Near-duplicates (the same wire story re-edited by another outlet) join one cluster.
+    dedup.assign_clusters(conn, out)
+    return out
 
 
 @dataclass(frozen=True)
@@ -152,9 +180,12 @@ class ClassificationRow:
 
 
 def store_classifications(
-    conn: Connection, rows: Sequence[ClassificationRow], channel: str
+    conn: Connection,
+    rows: Sequence[ClassificationRow],
+    destinations: str | Mapping[int, Sequence[Destination]],
 ) -> list[int]:
-    """Store scores and, in the same transaction, a pending alert for every match.
+    """Store scores and, in the same transaction, a pending alert for every match and each
+    of its destinations: one channel name for all, or the routed destinations per item id.
     Returns the ids of items that matched."""
     if not rows:
         return []
@@ -178,8 +209,18 @@ def store_classifications(
     )
     conn.execute(stmt)
     matched = [r.item_id for r in rows if r.is_match]
-    if matched:
-        alert_rows = [{"item_id": i, "channel": channel, "status": "pending"} for i in matched]
+    alert_rows: list[dict[str, Any]] = []
+    for item_id in matched:
+        dests = (
+            [Destination(destinations)]
+            if isinstance(destinations, str)
+            else destinations.get(item_id, ())
+        )
+        alert_rows += [
+            {"item_id": item_id, "channel": d.channel, "status": "pending", "severity": d.severity}
+            for d in dests
+        ]
+    if alert_rows:
         conn.execute(
             _insert(conn, alerts)
             .values(alert_rows)
@@ -204,16 +245,39 @@ class PendingAlert:
     scores: dict[str, float]
     evidence: dict[str, str]
     model_version: str
+    severity: str = "normal"
+    status: str = "pending"  # pending | sending (maybe posted: reconcile first)
+    kind: str = "alert"  # alert | reply
+    cluster_id: int | None = None
+    parent_alert_id: int | None = None
+    thread_ts: str | None = None
+    attempts: int = 0
+    first_attempt_at: datetime | None = None
+    last_attempt_at: datetime | None = None
 
 
-def pending_alerts(conn: Connection, channel: str, limit: int = 500) -> list[PendingAlert]:
+def _latest_classification() -> Any:
     c2 = classifications.alias("c2")
-    latest = (
+    return (
         sa.select(sa.func.max(c2.c.id))
         .where(c2.c.item_id == items.c.id)
         .correlate(items)
         .scalar_subquery()
     )
+
+
+def _aware(value: datetime | None) -> datetime | None:
+    # SQLite hands back naive datetimes; everything stored is UTC.
+    if value is not None and value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value
+
+
+def pending_alerts(
+    conn: Connection, channel: str | None = None, limit: int = 500
+) -> list[PendingAlert]:
+    """Alerts not yet known to be delivered (pending, or sending: maybe posted), oldest
+    first; for one channel or all."""
     q = (
         sa.select(
             alerts.c.id,
@@ -230,17 +294,28 @@ def pending_alerts(conn: Connection, channel: str, limit: int = 500) -> list[Pen
             classifications.c.scores,
             classifications.c.evidence,
             classifications.c.model_version,
+            alerts.c.severity,
+            alerts.c.status,
+            alerts.c.kind,
+            items.c.cluster_id,
+            alerts.c.parent_alert_id,
+            alerts.c.thread_ts,
+            alerts.c.attempts,
+            alerts.c.first_attempt_at,
+            alerts.c.last_attempt_at,
         )
         .select_from(
             alerts.join(items, items.c.id == alerts.c.item_id)
             .join(sources, sources.c.id == items.c.source_id)
             .join(classifications, classifications.c.item_id == items.c.id)
         )
-        .where(alerts.c.status == "pending", alerts.c.channel == channel)
-        .where(classifications.c.id == latest)
+        .where(alerts.c.status.in_(["pending", "sending"]))
+        .where(classifications.c.id == _latest_classification())
         .order_by(alerts.c.id)
         .limit(limit)
     )
+    if channel is not None:
+        q = q.where(alerts.c.channel == channel)
     return [
         PendingAlert(
             alert_id=r[0],
@@ -252,40 +327,102 @@ def pending_alerts(conn: Connection, channel: str, limit: int = 500) -> list[Pen
             title=r[6],
             text=r[7],
             lang=r[8],
-            published_at=r[9],
+            published_at=_aware(r[9]),
             labels=list(r[10] or []),
             scores=dict(r[11] or {}),
             evidence=dict(r[12] or {}),
             model_version=r[13],
+            severity=r[14],
+            status=r[15],
+            kind=r[16],
+            cluster_id=r[17],
+            parent_alert_id=r[18],
+            thread_ts=r[19],
+            attempts=r[20],
+            first_attempt_at=_aware(r[21]),
+            last_attempt_at=_aware(r[22]),
         )
         for r in conn.execute(q)
     ]
+
+
+def pending_channels(conn: Connection) -> list[str]:
+    """Channels with alerts still to deliver."""
+    q = (
+        sa.select(alerts.c.channel)
+        .where(alerts.c.status.in_(["pending", "sending"]))
+        .group_by(alerts.c.channel)
+        .order_by(sa.func.min(alerts.c.id))
+    )
+    return list(conn.execute(q).scalars())
+
+
+@dataclass(frozen=True)
+class ThreadRoot:
+    alert_id: int
+    status: str
+    slack_ts: str | None
+
+
+def cluster_root(conn: Connection, channel: str, cluster_id: int) -> ThreadRoot | None:
+    """The top-level alert of a story cluster in a channel: its first alert not given up on."""
+    q = (
+        sa.select(alerts.c.id, alerts.c.status, alerts.c.slack_ts)
+        .select_from(alerts.join(items, items.c.id == alerts.c.item_id))
+        .where(items.c.cluster_id == cluster_id, alerts.c.channel == channel)
+        .where(alerts.c.kind == "alert", alerts.c.status != "failed")
+        .order_by(alerts.c.id)
+        .limit(1)
+    )
+    row = conn.execute(q).first()
+    return ThreadRoot(row[0], row[1], row[2]) if row else None
+
+
+def mark_alert_sending(
+    conn: Connection,
+    alert_id: int,
+    kind: str = "alert",
+    parent_alert_id: int | None = None,
+    thread_ts: str | None = None,
+) -> None:
+    """Committed before the post: from here on the alert may be in Slack, so a later run
+    looks for it in the channel's history before posting it again."""
+    now = _now()
+    conn.execute(
+        sa.update(alerts)
+        .where(alerts.c.id == alert_id)
+        .values(
+            status="sending",
+            attempts=alerts.c.attempts + 1,
+            first_attempt_at=sa.func.coalesce(alerts.c.first_attempt_at, now),
+            last_attempt_at=now,
+            kind=kind,
+            parent_alert_id=parent_alert_id,
+            thread_ts=thread_ts,
+        )
+    )
 
 
 def mark_alert_sent(conn: Connection, alert_id: int, ts: str | None) -> None:
     conn.execute(
         sa.update(alerts)
         .where(alerts.c.id == alert_id)
-        .values(
-            status="sent",
-            slack_ts=ts,
-            sent_at=_now(),
-            attempts=alerts.c.attempts + 1,
-            last_error=None,
-        )
+        .values(status="sent", slack_ts=ts, sent_at=_now(), last_error=None)
     )
 
 
 def mark_alert_failed(conn: Connection, alert_id: int, error: str, permanent: bool) -> None:
+    """Slack answered and did not post: 'failed' if it never will, else back to pending."""
     conn.execute(
         sa.update(alerts)
         .where(alerts.c.id == alert_id)
-        .values(
-            status="failed" if permanent else "pending",
-            last_error=error[:2000],
-            attempts=alerts.c.attempts + 1,
-        )
+        .values(status="failed" if permanent else "pending", last_error=error[:2000])
     )
+
+
+def note_alert_error(conn: Connection, alert_id: int, error: str) -> None:
+    """The outcome is unknown (timeout, lost connection): keep 'sending', note why."""
+    conn.execute(sa.update(alerts).where(alerts.c.id == alert_id).values(last_error=error[:2000]))
 
 
 def quarantine_payload(
@@ -297,3 +434,32 @@ def quarantine_payload(
             source_name=source_name, url=url, reason=reason[:2000], excerpt=text
         )
     )
+
+
+def backed_off_sources(
+    conn: Connection, after: int, base_s: float, max_s: float, now: datetime | None = None
+) -> dict[str, datetime]:
+    """Recompute `sources.next_fetch_after` and return name -> that time for each source that
+    must not be fetched yet. A source with `after` or more consecutive failures waits
+    `base_s` after its last attempt, doubling with each further failure, at most `max_s`:
+    a dead feed is not hammered every run, and is still retried."""
+    now = now or _now()
+    conn.execute(
+        sa.update(sources)
+        .where(sources.c.consecutive_failures < after, sources.c.next_fetch_after.is_not(None))
+        .values(next_fetch_after=None)
+    )
+    rows = conn.execute(
+        sa.select(
+            sources.c.id, sources.c.name, sources.c.consecutive_failures, sources.c.last_fetch_at
+        ).where(sources.c.consecutive_failures >= after, sources.c.last_fetch_at.is_not(None))
+    ).all()
+    held: dict[str, datetime] = {}
+    for id_, name, failures, last in rows:
+        last = last if last.tzinfo else last.replace(tzinfo=UTC)
+        delay = min(max_s, base_s * 2.0 ** min(int(failures) - after, 40))
+        until = last + timedelta(seconds=delay)
+        conn.execute(sa.update(sources).where(sources.c.id == id_).values(next_fetch_after=until))
+        if until > now:
+            held[str(name)] = until
+    return held
