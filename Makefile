@@ -46,8 +46,10 @@ run: model
 demo: model
 	SENTINELA_ALLOW_PRIVATE_HOSTS=1 $(BIN)/sentinela demo
 
+# Fast tests on both cores, then the slow end-to-end ones (real Airflow) on their own.
 test: dev-install model
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow" -n 2
+	$(BIN)/python -m pytest -q -p no:cacheprovider -m slow
 
 test-fast: dev-install
 	$(BIN)/python -m pytest -q -p no:cacheprovider -m "not slow"
@@ -65,7 +67,8 @@ airflow: model
 	AIRFLOW__API__WORKERS=1 \
 	AIRFLOW__API__HOST=127.0.0.1 \
 	AIRFLOW__API__PORT=8080 \
-	$(BIN)/airflow standalone
+	bash -c '$(BIN)/airflow db migrate >/dev/null && \
+	$(BIN)/airflow pools set slack 1 "Slack rate limit" && exec $(BIN)/airflow standalone'
 
 bench: dev-install model
 	$(BIN)/python bench/classify.py

@@ -10,12 +10,19 @@ the load), and drops it at the end. Items are synthetic but shaped like the real
 in 40 sources over a year, about 5% on-topic (prisons, gangs, operations; clustered across
 outlets), the rest general news.
 
-Ingest is measured three ways on consecutive id ranges of the same table:
+Ingest is measured on consecutive id ranges of the same table (rows are generated before each
+timed load; the generator is slower than COPY):
   * row by row: one `INSERT … ON CONFLICT DO NOTHING` statement per item (the baseline);
   * batched: SQLAlchemy executemany of `INSERT … ON CONFLICT DO NOTHING` (multi-row VALUES),
     committed every `--batch` rows, the way pipeline/storage/repo.py writes;
   * COPY: COPY into a temporary staging table, then `INSERT … SELECT … ON CONFLICT DO
-    NOTHING`, committed every `--copy-chunk` rows;
+    NOTHING`, committed every `--copy-chunk` rows, on one connection (`--copy-single` items);
+  * parallel COPY (the rest): the same on `--loaders` connections, `--parallel-chunk` rows a
+    transaction, with `synchronous_commit = off` and a larger `gin_pending_list_limit` in
+    those bulk sessions only, the GIN pending lists flushed at the end (timed);
+  * backfill mode (`--backfill` items into a fresh, empty archive): the two search indexes
+    dropped, parallel COPY, the indexes built again. Reported apart: search is unavailable
+    during such an import, so it is an operator's choice, not the steady-state rate;
 and a re-run of a COPY chunk already stored (every row a conflict: the idempotent re-ingest).
 Then classifications (for `--classified` of the items and every on-topic one), alerts and
 feedback, VACUUM ANALYZE, and p50/p95 of each documented query in sql/queries over `--runs`
@@ -290,30 +297,148 @@ def ingest_batched(engine: sa.Engine, rows: list[tuple[Any, ...]], batch: int) -
     return time.perf_counter() - t0
 
 
-def ingest_copy(conninfo: str, rows: Iterator[tuple[Any, ...]], chunk: int) -> tuple[float, int]:
+SEARCH_INDEXES = ("ix_items_search", "ix_items_title_trgm")
+BULK_GIN_PENDING = "64MB"
+
+
+def _copy_chunk(conn: psycopg.Connection, part: list[tuple[Any, ...]]) -> None:
     cols = ", ".join(ITEM_COLS)
-    n = 0
-    with psycopg.connect(conninfo) as conn:
-        conn.execute(
-            "CREATE TEMP TABLE items_stage (LIKE items INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    with conn.cursor() as cur:
+        with cur.copy(f"COPY items_stage ({cols}) FROM STDIN") as copy:
+            for row in part:
+                copy.write_row(row)
+        cur.execute(
+            f"INSERT INTO items ({cols}) SELECT {cols} FROM items_stage "
+            "ON CONFLICT (canonical_url) DO NOTHING"
         )
-        conn.commit()
-        t0 = time.perf_counter()
-        while True:
-            part = list(islice(rows, chunk))
-            if not part:
-                break
-            with conn.cursor() as cur:
-                with cur.copy(f"COPY items_stage ({cols}) FROM STDIN") as copy:
-                    for row in part:
-                        copy.write_row(row)
-                cur.execute(
-                    f"INSERT INTO items ({cols}) SELECT {cols} FROM items_stage "
-                    "ON CONFLICT (canonical_url) DO NOTHING"
-                )
-            conn.commit()
+    conn.commit()
+
+
+def _bulk_session(conninfo: str, async_commit: bool) -> psycopg.Connection:
+    conn = psycopg.connect(conninfo)
+    if async_commit:
+        # Bulk session only: a crash loses at most the last few hundred ms of commits, never
+        # consistency (unlike fsync=off), and a re-run re-upserts them. Everything else
+        # keeps the server's durable default.
+        conn.execute("SET synchronous_commit = off")
+        # GIN (full-text, trigram) entries wait in each index's pending list and are merged
+        # in bulk when it fills: cheaper per row the larger the list. Raised for the bulk
+        # session only: every search scans the unmerged list, so the server default (4 MB)
+        # stays what analysts' queries see; the load flushes it when it ends.
+        conn.execute(f"SET gin_pending_list_limit = '{BULK_GIN_PENDING}'")
+    conn.execute(
+        "CREATE TEMP TABLE items_stage (LIKE items INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
+    )
+    conn.commit()
+    return conn
+
+
+def ingest_copy(
+    conninfo: str,
+    rows: Iterator[tuple[Any, ...]],
+    chunk: int,
+    loaders: int = 1,
+    async_commit: bool = False,
+) -> tuple[float, int]:
+    """COPY into a temporary staging table, then one `INSERT … SELECT … ON CONFLICT DO
+    NOTHING` per chunk, on `loaders` connections in parallel (each a server process: the
+    to_tsvector and trigram work of the GIN indexes runs on every core). Chunks have
+    disjoint keys, so the loaders never wait on each other's rows."""
+    import queue
+    import threading
+
+    conns = [_bulk_session(conninfo, async_commit) for _ in range(loaders)]
+    todo: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=loaders)
+    errors: list[BaseException] = []
+
+    def work(conn: psycopg.Connection) -> None:
+        while (part := todo.get()) is not None:
+            try:
+                if not errors:
+                    _copy_chunk(conn, part)
+            except BaseException as exc:  # reported after the join
+                errors.append(exc)
+
+    n = 0
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=work, args=(c,)) for c in conns]
+    for t in threads:
+        t.start()
+    try:
+        while part := list(islice(rows, chunk)):
+            todo.put(part)
             n += len(part)
-        return time.perf_counter() - t0, n
+    finally:
+        for _ in threads:
+            todo.put(None)
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+        for c in conns:
+            c.close()
+    if errors:
+        raise errors[0]
+    if async_commit:  # merge what the bulk sessions left pending (part of the load's cost)
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute(
+                "SELECT gin_clean_pending_list(oid) FROM pg_class "
+                "WHERE relkind = 'i' AND relname = ANY(%s)",
+                [list(SEARCH_INDEXES)],
+            )
+        elapsed = time.perf_counter() - t0
+    return elapsed, n
+
+
+def ingest_backfill(
+    conninfo: str, rows: Iterator[tuple[Any, ...]], chunk: int, loaders: int
+) -> dict[str, Any]:
+    """Backfill mode, for a huge one-off import: drop the two search indexes, COPY, build
+    them again in one pass (a bulk GIN build sorts its entries instead of inserting them one
+    row at a time). Full-text and fuzzy search are unavailable (slow) meanwhile, so this is
+    an operator's choice, not what the steady-state rate above assumes. The rebuild covers
+    the whole table, old rows included: the reported rate is conservative."""
+    with psycopg.connect(conninfo) as conn:
+        defs = [
+            r[0]
+            for r in conn.execute(
+                "SELECT indexdef FROM pg_indexes WHERE indexname = ANY(%s)", [list(SEARCH_INDEXES)]
+            )
+        ]
+        assert len(defs) == len(SEARCH_INDEXES), defs
+        t0 = time.perf_counter()
+        for name in SEARCH_INDEXES:
+            conn.execute(f"DROP INDEX {name}")
+        conn.commit()
+        t_drop = time.perf_counter() - t0
+    t_load, n = ingest_copy(conninfo, rows, chunk, loaders, async_commit=True)
+
+    def build(indexdef: str) -> None:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            conn.execute("SET maintenance_work_mem = '256MB'")
+            conn.execute(indexdef)
+
+    import threading
+
+    t0 = time.perf_counter()
+    builders = [threading.Thread(target=build, args=(d,)) for d in defs]  # one per core
+    for b in builders:
+        b.start()
+    for b in builders:
+        b.join()
+    t_build = time.perf_counter() - t0
+    with psycopg.connect(conninfo) as conn:
+        rebuilt = conn.execute(
+            "SELECT count(*) FROM pg_indexes WHERE indexname = ANY(%s)", [list(SEARCH_INDEXES)]
+        ).fetchone()
+    assert rebuilt and rebuilt[0] == len(SEARCH_INDEXES), "search indexes were not rebuilt"
+    total = t_drop + t_load + t_build
+    return {
+        "items": n,
+        "load_seconds": round(t_load, 2),
+        "index_build_seconds": round(t_build, 2),
+        "seconds": round(total, 2),
+        "items_per_s": round(n / total) if total else None,
+    }
 
 
 def load_labels(conninfo: str, n_items: int, topical: set[int], classified: float) -> dict:
@@ -449,6 +574,34 @@ def time_queries(engine: sa.Engine, runs: int) -> dict[str, dict[str, Any]]:
 # --- main ---------------------------------------------------------------------------------------
 
 
+def _backfill_fresh(admin: sa.Engine, args: argparse.Namespace) -> dict[str, Any]:
+    """Backfill mode where it belongs: the first import of a large history into an empty
+    archive (a database of its own, dropped afterwards)."""
+    name = f"sentinela_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    try:
+        upgrade(engine)
+        srcs = make_sources()
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO sources (id, name, kind, url, lang, country, tags) VALUES "
+                    "(:id, :name, :kind, :url, :lang, :country, CAST(:tags AS jsonb))"
+                ),
+                [{k: s[k] for k in ("id", "name", "kind", "url", "lang", "country", "tags")}
+                 for s in srcs],
+            )  # fmt: skip
+        rows = list(Feed(args.backfill, srcs, seed=43).rows())
+        return ingest_backfill(_pg_conninfo(url), iter(rows), args.parallel_chunk, args.loaders)
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--items", type=int, default=1_000_000)
@@ -456,6 +609,14 @@ def main() -> int:
     ap.add_argument("--batched", type=int, default=100_000, help="items by batched INSERT")
     ap.add_argument("--batch", type=int, default=5_000, help="rows per batched transaction")
     ap.add_argument("--copy-chunk", type=int, default=100_000, help="rows per COPY transaction")
+    ap.add_argument(
+        "--copy-single", type=int, default=200_000, help="items by COPY on one connection"
+    )
+    ap.add_argument("--parallel-chunk", type=int, default=50_000, help="rows per parallel COPY")
+    ap.add_argument("--loaders", type=int, default=2, help="parallel COPY connections")
+    ap.add_argument(
+        "--backfill", type=int, default=300_000, help="items into a fresh archive, backfill mode"
+    )
     ap.add_argument("--classified", type=float, default=0.25, help="share of off-topic items")
     ap.add_argument("--runs", type=int, default=25, help="timed runs per query")
     ap.add_argument("--output", type=Path, default=RESULTS)
@@ -498,8 +659,30 @@ def main() -> int:
         print(f"  batched      {n_batch:>9,} items {t_batch:7.1f} s", flush=True)
         replay = rows[: args.copy_chunk]
         del rows
-        t_copy, n_copy = ingest_copy(conninfo, stream, args.copy_chunk)
-        print(f"  COPY+upsert  {n_copy:>9,} items {t_copy:7.1f} s", flush=True)
+        # Rows are generated before each timed load (the generator alone runs ~30k rows/s,
+        # which the COPY figure used to include).
+        n_single = min(args.copy_single, args.items - n_row - n_batch)
+        n_par = args.items - n_row - n_batch - n_single
+        rows = list(islice(stream, n_single))
+        t_copy, n_copy = ingest_copy(conninfo, iter(rows), args.copy_chunk)
+        print(f"  COPY+upsert  {n_copy:>9,} items {t_copy:7.1f} s (1 connection)", flush=True)
+        rows = list(islice(stream, n_par))
+        t_par, n_par = ingest_copy(
+            conninfo, iter(rows), args.parallel_chunk, args.loaders, async_commit=True
+        )
+        del rows
+        print(
+            f"  COPY+upsert  {n_par:>9,} items {t_par:7.1f} s "
+            f"({args.loaders} connections, synchronous_commit off)",
+            flush=True,
+        )
+        backfill = _backfill_fresh(admin, args) if args.backfill else None
+        if backfill:
+            print(
+                f"  backfill     {backfill['items']:>9,} items {backfill['seconds']:7.1f} s "
+                "(fresh archive)",
+                flush=True,
+            )
         # Idempotent re-ingest: a chunk already stored again, every row a conflict.
         t_again, n_again = ingest_copy(conninfo, iter(replay), args.copy_chunk)
         del replay
@@ -540,6 +723,7 @@ def main() -> int:
         "row_by_row": n_row / t_row,
         "batched_insert_on_conflict": n_batch / t_batch if n_batch else None,
         "copy_upsert": n_copy / t_copy if n_copy else None,
+        "copy_upsert_parallel": n_par / t_par if n_par else None,
         "reupsert_all_conflicts": n_again / t_again if n_again else None,
     }
     with psycopg.connect(_pg_conninfo(ADMIN_URL)) as conn:
@@ -563,6 +747,14 @@ def main() -> int:
                 "batch": args.batch,
             },
             "copy_upsert": {"items": n_copy, "seconds": round(t_copy, 2), "chunk": args.copy_chunk},
+            "copy_upsert_parallel": {
+                "items": n_par,
+                "seconds": round(t_par, 2),
+                "chunk": args.parallel_chunk,
+                "loaders": args.loaders,
+                "synchronous_commit": "off (bulk sessions only)",
+            },
+            "backfill_mode": backfill,
             "reupsert_all_conflicts": {"items": n_again, "seconds": round(t_again, 2)},
             "items_per_s": {k: round(v) if v else None for k, v in rate.items()},
             "speedup_vs_row_by_row": {
@@ -588,12 +780,19 @@ def main() -> int:
         ("row_by_row", "row by row INSERT … ON CONFLICT"),
         ("batched_insert_on_conflict", "batched INSERT … ON CONFLICT"),
         ("copy_upsert", "COPY + INSERT … ON CONFLICT"),
+        ("copy_upsert_parallel", f"COPY + upsert, {args.loaders} loaders"),
         ("reupsert_all_conflicts", "re-upsert (all conflicts)"),
     ]:
         r = rate[key]
         n = result["ingest"][key]["items"]
         ratio = "" if key == "row_by_row" or not r else f"{r / rate['row_by_row']:.1f}"
         print(f"{label:32} {n:>9,} {round(r or 0):>9,} {ratio:>13}")
+    if backfill:
+        r = backfill["items_per_s"]
+        print(
+            f"{'backfill mode (indexes rebuilt)':32} {backfill['items']:>9,} {r:>9,} "
+            f"{r / rate['row_by_row']:>13.1f}"
+        )
     print()
     print(f"{'query':28} {'rows':>5} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8}")
     for qname, qr in queries.items():

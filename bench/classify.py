@@ -44,7 +44,8 @@ def ledes(n: int) -> list[tuple[str, str]]:
 
 def run_project(n: int, threads: int) -> dict[str, float]:
     from pipeline.classify.base import Document
-    from pipeline.classify.model import Encoder, load_classifier
+    from pipeline.classify.encoder import Encoder
+    from pipeline.classify.model import load_classifier
     from pipeline.config import Settings
 
     s = Settings.from_env()

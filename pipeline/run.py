@@ -9,12 +9,13 @@ run picks up unclassified items and pending alerts.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from pipeline.alerts.delivery import Checkpoint, deliver_pending
 from pipeline.alerts.entities import extract
@@ -24,15 +25,18 @@ from pipeline.classify.base import Classifier, Document
 from pipeline.config import Settings
 from pipeline.errors import FeedParseError
 from pipeline.ingest import fulltext
-from pipeline.ingest.fetch import fetch_all
+from pipeline.ingest.fetch import FetchResult, fetch_all
 from pipeline.ingest.parse import parse_feed
 from pipeline.ingest.social.runner import SocialOutcome, collect, is_social
-from pipeline.items import Source, SourceReport
+from pipeline.items import Item, Source, SourceReport
 from pipeline.storage import repo
 from pipeline.storage.schema import classifications, items, sources
 
 log = logging.getLogger(__name__)
 CLASSIFY_BATCH = 256
+# Feeds stored per write transaction (each in its own savepoint). Bounded so that another
+# writer (a classify task on SQLite) never waits long for the archive.
+COMMIT_EVERY_SOURCES = 50
 
 
 @dataclass
@@ -83,44 +87,106 @@ def ingest(
         outcomes = social_future.result() if social_future else []
     by_name = {s.name: s for s in srcs}
     new_ids: list[int] = []
+    group: list[_FeedWrite] = []
     for result in results:
-        src = by_name[result.source]
-        rep = summary.report(src.name)
-        rep.not_modified = result.not_modified
-        if not result.ok:
-            rep.errors.append(result.error or "unknown error")
-            with engine.begin() as conn:
-                repo.record_fetch(conn, ids[src.name], result)
-            continue
-        if result.not_modified or result.body is None:
-            with engine.begin() as conn:
-                repo.record_fetch(conn, ids[src.name], result)
-            continue
-        try:
-            parsed = parse_feed(result.body, src, result.content_type)
-        except FeedParseError as exc:
-            rep.errors.append(str(exc))
-            with engine.begin() as conn:
-                repo.quarantine_payload(conn, src.name, result.url, str(exc), result.body)
-                repo.record_failure(conn, ids[src.name], str(exc))
-            continue
-        rep.fetched = len(parsed.items)
-        if parsed.skipped:
-            rep.errors.append(f"{len(parsed.skipped)} unusable entries ({parsed.skipped[0]})")
-        # Teaser-only feeds (`fulltext: true`): new items get their article's text.
-        batch = fulltext.enrich(engine, settings, src, parsed.items)
-        # Items and the new validators commit together: if the insert fails, the next run
-        # fetches the same items again instead of getting a 304 and losing them.
-        with engine.begin() as conn:
-            inserted = repo.insert_items(conn, ids[src.name], batch)
-            repo.record_fetch(conn, ids[src.name], result)
-        rep.new = len(inserted)
-        new_ids.extend(i for i, _ in inserted)
+        group.append(_prepare(engine, settings, by_name[result.source], result, summary))
+        if len(group) >= COMMIT_EVERY_SOURCES:
+            new_ids.extend(_write_group(engine, ids, group, summary))
+            group = []
+    new_ids.extend(_write_group(engine, ids, group, summary))
     new_ids.extend(_store_social(engine, ids, outcomes, summary))
     with engine.begin() as conn:  # so `sources check` shows this run's back-off
         repo.backed_off_sources(
             conn, settings.backoff_after, settings.backoff_base_s, settings.backoff_max_s
         )
+    return new_ids
+
+
+@dataclass
+class _FeedWrite:
+    """What one fetched feed leaves to store: items (with the validators that go with them),
+    only the fetch outcome, or a payload to quarantine."""
+
+    src: Source
+    result: FetchResult
+    items: list[Item] | None = None
+    parse_error: str | None = None
+
+
+def _prepare(
+    engine: Engine, settings: Settings, src: Source, result: FetchResult, summary: RunSummary
+) -> _FeedWrite:
+    """Parse (and enrich) outside any write transaction, so the archive is locked only while
+    rows are written."""
+    rep = summary.report(src.name)
+    rep.not_modified = result.not_modified
+    if not result.ok:
+        rep.errors.append(result.error or "unknown error")
+        return _FeedWrite(src, result)
+    if result.not_modified or result.body is None:
+        return _FeedWrite(src, result)
+    try:
+        parsed = parse_feed(result.body, src, result.content_type)
+    except FeedParseError as exc:
+        rep.errors.append(str(exc))
+        return _FeedWrite(src, result, parse_error=str(exc))
+    rep.fetched = len(parsed.items)
+    if parsed.skipped:
+        rep.errors.append(f"{len(parsed.skipped)} unusable entries ({parsed.skipped[0]})")
+    # Teaser-only feeds (`fulltext: true`): new items get their article's text.
+    return _FeedWrite(src, result, items=fulltext.enrich(engine, settings, src, parsed.items))
+
+
+@contextmanager
+def _write_transaction(engine: Engine) -> Iterator[Connection]:
+    with engine.begin() as conn:
+        if conn.dialect.name == "sqlite" and not conn.connection.dbapi_connection.in_transaction:  # type: ignore[union-attr]
+            # pysqlite opens its transaction lazily, at the first write, and SAVEPOINT does
+            # not count as one: a transaction opened by SAVEPOINT would be committed by its
+            # RELEASE (SQLAlchemy docs, "Serializable isolation / Savepoints / Transactional
+            # DDL" for pysqlite). Open it first.
+            conn.exec_driver_sql("BEGIN")
+        yield conn
+
+
+def _write_group(
+    engine: Engine, ids: dict[str, int], group: Sequence[_FeedWrite], summary: RunSummary
+) -> list[int]:
+    """Store a group of feeds in one transaction, each feed in a savepoint of its own: one
+    commit per group instead of one per feed (on SQLite each commit rewrote the pages of
+    the bucket index it touched, and that dominated ingest), while a feed whose rows the
+    database refuses rolls back alone, is recorded as failed and keeps its old validators,
+    so the next run fetches it again. A crash before the commit loses no item either: the
+    group's validators were not stored, so its feeds are fetched again in full."""
+    new_ids: list[int] = []
+    if not group:
+        return new_ids
+    with _write_transaction(engine) as conn:
+        for w in group:
+            source_id = ids[w.src.name]
+            if w.parse_error is not None:
+                repo.quarantine_payload(
+                    conn, w.src.name, w.result.url, w.parse_error, w.result.body
+                )
+                repo.record_failure(conn, source_id, w.parse_error)
+                continue
+            if w.items is None:
+                repo.record_fetch(conn, source_id, w.result)
+                continue
+            rep = summary.report(w.src.name)
+            try:
+                # Items and the new validators commit together: if the insert fails, the
+                # next run fetches the same items again instead of getting a 304.
+                with conn.begin_nested():
+                    inserted = repo.insert_items(conn, source_id, w.items)
+                    repo.record_fetch(conn, source_id, w.result)
+            except (sa.exc.DataError, sa.exc.IntegrityError) as exc:
+                error = f"could not store items: {exc.orig or exc}"[:2000]
+                rep.errors.append(error)
+                repo.record_failure(conn, source_id, error)
+                continue
+            rep.new = len(inserted)
+            new_ids.extend(i for i, _ in inserted)
     return new_ids
 
 

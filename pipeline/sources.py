@@ -44,6 +44,8 @@ archive's `sources.cursor` column.
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -156,3 +158,19 @@ def load_sources(path: Path | str) -> list[Source]:
             raise SourcesError(f"{path}: duplicate source name {s.name!r}")
         seen.add(s.name)
     return sources
+
+
+def shard_of(name: str, of: int) -> int:
+    """The shard (0 ≤ shard < `of`) a source belongs to: a hash of its name, stable across
+    processes and machines (Python's hash() is salted per process) and across edits of
+    other sources, so adding a feed never moves the others."""
+    if of < 1:
+        raise ValueError(f"shard count must be at least 1, got {of}")
+    return int.from_bytes(hashlib.sha1(name.encode("utf-8")).digest()[:8], "big") % of
+
+
+def select_shard(srcs: Sequence[Source], shard: int, of: int) -> list[Source]:
+    """The sources of one shard, in file order."""
+    if not 0 <= shard < of:
+        raise ValueError(f"shard must be in 0..{of - 1}, got {shard}")
+    return [s for s in srcs if shard_of(s.name, of) == shard]

@@ -12,7 +12,6 @@ Saved layout (one directory, `save_pretrained` / `from_pretrained`)::
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,10 +21,10 @@ from typing import Any
 import numpy as np
 
 from pipeline.classify.base import LABELS, Document, Prediction
+from pipeline.classify.encoder import ENCODER_NAME, Encoder
 from pipeline.classify.text import doc_text, sentences
 
 CONFIG_NAME = "config.json"
-ENCODER_NAME = "encoder.onnx"
 HEAD_NAME = "head.npz"
 
 
@@ -70,62 +69,6 @@ class ModelConfig:
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-x))
-
-
-class Encoder:
-    """Tokenizer + ONNX Runtime session, batched and length-bucketed."""
-
-    def __init__(
-        self, directory: Path, max_length: int, prefix: str, threads: int | None = None
-    ) -> None:
-        import onnxruntime as ort
-        from transformers import AutoTokenizer
-
-        self.tokenizer = AutoTokenizer.from_pretrained(str(directory))
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = (
-            threads or int(os.environ.get("SENTINELA_THREADS", "0")) or (os.cpu_count() or 2)
-        )
-        opts.inter_op_num_threads = 1
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        self.session = ort.InferenceSession(
-            str(directory / ENCODER_NAME), sess_options=opts, providers=["CPUExecutionProvider"]
-        )
-        self.input_names = {i.name for i in self.session.get_inputs()}
-        self.max_length = max_length
-        self.prefix = prefix
-
-    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
-        if not texts:
-            return np.zeros((0, 0), dtype=np.float32)
-        enc = self.tokenizer(
-            [self.prefix + t for t in texts],
-            truncation=True,
-            max_length=self.max_length,
-            padding=False,
-        )
-        ids: list[list[int]] = enc["input_ids"]
-        # Length bucketing: sort by length so each batch pads to its own longest text.
-        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
-        out: np.ndarray | None = None
-        pad = self.tokenizer.pad_token_id or 0
-        for start in range(0, len(order), batch_size):
-            chunk = order[start : start + batch_size]
-            width = max(len(ids[i]) for i in chunk)
-            input_ids = np.full((len(chunk), width), pad, dtype=np.int64)
-            mask = np.zeros((len(chunk), width), dtype=np.int64)
-            for row, i in enumerate(chunk):
-                input_ids[row, : len(ids[i])] = ids[i]
-                mask[row, : len(ids[i])] = 1
-            feeds = {"input_ids": input_ids, "attention_mask": mask}
-            if "token_type_ids" in self.input_names:
-                feeds["token_type_ids"] = np.zeros_like(input_ids)
-            emb = self.session.run(None, feeds)[0]
-            if out is None:
-                out = np.zeros((len(ids), emb.shape[1]), dtype=np.float32)
-            out[chunk] = emb
-        assert out is not None
-        return out
 
 
 class SentinelaClassifier:
@@ -178,31 +121,57 @@ class SentinelaClassifier:
         return _sigmoid(emb @ self.W.T + self.b)
 
     def predict_proba(self, docs: Sequence[Document]) -> np.ndarray:
-        if not docs:
-            return np.zeros((0, len(self.labels)), dtype=np.float32)
-        texts = [doc_text(d.title, d.text) or " " for d in docs]
-        return self.scores_from_embeddings(self.embed(texts))
+        out = np.zeros((len(docs), len(self.labels)), dtype=np.float32)
+        texts = [doc_text(d.title, d.text) for d in docs]
+        # An item with no words has nothing to flag: it scores 0 instead of whatever the
+        # head makes of the embedding of "passage: ".
+        keep = [i for i, t in enumerate(texts) if t.strip()]
+        if keep:
+            out[keep] = self.scores_from_embeddings(self.embed([texts[i] for i in keep]))
+        return out
 
     def predict(self, docs: Sequence[Document], evidence: bool = True) -> list[Prediction]:
         probs = self.predict_proba(docs)
-        preds: list[Prediction] = []
-        for doc, row in zip(docs, probs, strict=True):
-            scores = {lbl: round(float(p), 4) for lbl, p in zip(self.labels, row, strict=True)}
-            fired = [lbl for lbl in self.labels if scores[lbl] >= self.config.thresholds[lbl]]
-            ev = self._evidence(doc, fired) if evidence and fired else {}
-            preds.append(Prediction(fired, scores, self.model_version, ev))
-        return preds
+        scores = [
+            {lbl: round(float(p), 4) for lbl, p in zip(self.labels, row, strict=True)}
+            for row in probs
+        ]
+        fired = [
+            [lbl for lbl in self.labels if sc[lbl] >= self.config.thresholds[lbl]] for sc in scores
+        ]
+        ev = self._evidence(docs, fired) if evidence else [{} for _ in docs]
+        return [
+            Prediction(f, sc, self.model_version, e)
+            for f, sc, e in zip(fired, scores, ev, strict=True)
+        ]
 
-    def _evidence(self, doc: Document, fired: Sequence[str]) -> dict[str, str]:
-        """The sentence that, on its own, the head scores highest for each fired label."""
-        cands = sentences(doc.title, doc.text)
+    def _evidence(
+        self, docs: Sequence[Document], fired: Sequence[Sequence[str]]
+    ) -> list[dict[str, str]]:
+        """For each fired label, the sentence the head scores highest on its own. The
+        sentences of all matched documents are embedded in one bucketed pass."""
+        out: list[dict[str, str]] = [{} for _ in docs]
+        owners: list[int] = []
+        cands: list[str] = []
+        for i, (doc, labels) in enumerate(zip(docs, fired, strict=True)):
+            if not labels:
+                continue
+            sents = sentences(doc.title, doc.text)
+            if len(sents) == 1:
+                out[i] = dict.fromkeys(labels, sents[0])
+            elif sents:
+                owners += [i] * len(sents)
+                cands += sents
         if not cands:
-            return {}
-        if len(cands) == 1:
-            return dict.fromkeys(fired, cands[0])
+            return out
         probs = self.scores_from_embeddings(self.embed(cands))
-        idx = {lbl: i for i, lbl in enumerate(self.labels)}
-        return {lbl: cands[int(np.argmax(probs[:, idx[lbl]]))] for lbl in fired}
+        idx = {lbl: j for j, lbl in enumerate(self.labels)}
+        rows_of: dict[int, list[int]] = {}
+        for row, owner in enumerate(owners):
+            rows_of.setdefault(owner, []).append(row)
+        for i, rows in rows_of.items():
+            out[i] = {lbl: cands[rows[int(np.argmax(probs[rows, idx[lbl]]))]] for lbl in fired[i]}
+        return out
 
 
 def current_model_dir(cache_dir: Path) -> Path:

@@ -51,14 +51,11 @@ def _text(entry: Any) -> str:
     for content in entry.get("content") or []:
         if isinstance(content, dict) and content.get("value"):
             candidates.append(str(content["value"]))
-    if entry.get("summary"):
-        candidates.append(str(entry["summary"]))
     # Prefer the summary (the lede) when it is substantial; full content is often a page.
-    texts = [html_to_text(c) for c in candidates]
-    texts = [t for t in texts if t]
+    summary = html_to_text(str(entry.get("summary") or ""))
+    texts = [t for t in (*(html_to_text(c) for c in candidates), summary) if t]
     if not texts:
         return ""
-    summary = html_to_text(str(entry.get("summary") or ""))
     chosen = summary if len(summary) >= 80 else max(texts, key=len)
     return chosen[:MAX_TEXT_CHARS]
 
