@@ -45,7 +45,7 @@ def plan_shards(settings: Settings | None = None) -> list[dict[str, int]]:
     n_sources = len(load_sources(settings.sources_file))
     # Migrate the archive here, once, before the shards start: parallel shards each running
     # the first migration of an empty database would race to create the same tables.
-    _engine(settings).dispose()
+    _engine(settings, migrate=True).dispose()
     if os.environ.get("SENTINELA_SHARDS", "").strip():
         n = _env_int("SENTINELA_SHARDS", 1)
     else:
@@ -55,11 +55,15 @@ def plan_shards(settings: Settings | None = None) -> list[dict[str, int]]:
     return [{"shard": i, "of": n} for i in range(n)]
 
 
-def _engine(settings: Settings) -> Any:
+def _engine(settings: Settings, migrate: bool = False) -> Any:
+    """An engine on the archive. Only the first task of a DAG run migrates (`plan_shards`,
+    or the single task of the digest and health DAGs): the stage tasks after it, mapped
+    shards included, would otherwise each run Alembic again for nothing."""
     from pipeline.storage.db import make_engine, upgrade
 
     engine = make_engine(settings.database_url)
-    upgrade(engine)
+    if migrate:
+        upgrade(engine)
     return engine
 
 
@@ -128,7 +132,7 @@ def send_daily_digest(settings: Settings | None = None, day: str | None = None) 
     when = date.fromisoformat(day) if day else datetime.now(UTC).date() - timedelta(days=1)
     if not settings.slack_bot_token:
         return {"day": when.isoformat(), "skipped": "no SLACK_BOT_TOKEN"}
-    engine = _engine(settings)
+    engine = _engine(settings, migrate=True)
     hook = make_hook(settings)
     channels = make_router(settings, make_sink(settings)).channels
     results = {c: send_digest(engine, hook, c, when).status for c in channels}
@@ -152,7 +156,7 @@ def report_source_health(
 
     settings = settings or task_settings()
     channel = channel or os.environ.get("SENTINELA_OPS_CHANNEL") or DEFAULT_OPS_CHANNEL
-    rows = source_health(_engine(settings), load_sources(settings.sources_file), now)
+    rows = source_health(_engine(settings, migrate=True), load_sources(settings.sources_file), now)
     bad = [h for h in rows if h.status in _UNHEALTHY]
     out: dict[str, Any] = {
         "sources": len(rows),

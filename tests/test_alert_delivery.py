@@ -53,7 +53,7 @@ class StubClassifier:
     def __init__(self, stories: Sequence[Story]) -> None:
         self.by_title = {s.title: s for s in stories}
 
-    def predict(self, docs: Sequence[Document]) -> list[Prediction]:
+    def predict(self, docs: Sequence[Document], evidence: bool = True) -> list[Prediction]:
         out = []
         for d in docs:
             s = self.by_title[d.title]

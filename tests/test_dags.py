@@ -177,6 +177,10 @@ def test_ingest_sources_takes_only_its_shard(
     )
     url = f"sqlite:///{tmp_path / 'a.db'}"
     s = settings.with_(sources_file=tmp_path / "s.yaml", database_url=url)
+    # In the DAG, plan_shards migrates the archive before any shard runs.
+    from pipeline.storage.db import make_engine, upgrade
+
+    upgrade(make_engine(url))
     got = [ingest_sources(s, shard=i, of=2) for i in range(2)]
     assert [g["sources"] for g in got] == [
         sum(shard_of(n, 2) == i for n in names.values()) for i in range(2)

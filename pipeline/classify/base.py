@@ -34,5 +34,6 @@ class Classifier(Protocol):
     model_version: str
     labels: tuple[str, ...]
 
-    def predict(self, docs: Sequence[Document]) -> list[Prediction]:
-        """One prediction per document, in order."""
+    def predict(self, docs: Sequence[Document], evidence: bool = True) -> list[Prediction]:
+        """One prediction per document, in order; `evidence=False` skips the evidence
+        sentences (they cost a second encoder pass per match)."""

@@ -164,7 +164,7 @@ class KeywordBaseline:
     model_version = "keyword-baseline-1"
     labels = LABELS
 
-    def predict(self, docs: Sequence[Document]) -> list[Prediction]:
+    def predict(self, docs: Sequence[Document], evidence: bool = True) -> list[Prediction]:
         out = []
         for d in docs:
             t = _fold(f"{d.title} {d.text}")
