@@ -324,6 +324,10 @@ def deliver(
             summary.alert_errors.append(
                 f"alert {failed.alert_id}: {error}" if failed is not None else error
             )
+        for channel in report.busy:
+            summary.alert_errors.append(
+                f"{channel}: busy, another run is delivering its alerts (left to that run)"
+            )
     return len(report.sent) + len(report.reconciled)
 
 

@@ -64,6 +64,73 @@ from pipeline.alerts.entities import extract
             ("CL", "VE"),
         ),
         ("Capturan a miembros del Tren de Aragua", "LatAm", (), ("Tren de Aragua",), ("VE",)),
+        # Where the story happens beats the gang's home country: a country the text names,
+        # or failing that a nationality it uses, comes before the source's and the gang's.
+        (
+            "Carabineros detienen a 12 miembros del Tren de Aragua en Santiago de Chile",
+            None,
+            (),
+            ("Tren de Aragua",),
+            ("CL", "VE"),
+        ),
+        (
+            "Fiscalía chilena imputa a líderes del Tren de Aragua",
+            "VE",
+            (),
+            ("Tren de Aragua",),
+            ("CL", "VE"),
+        ),
+        (
+            "Capturan en Cúcuta, Colombia, a cabecillas del Tren de Aragua",
+            "VE",
+            (),
+            ("Tren de Aragua",),
+            ("CO", "VE"),
+        ),
+        (
+            "Colombian police dismantle a Tren de Aragua cell in Bogotá",
+            None,
+            (),
+            ("Tren de Aragua",),
+            ("CO", "VE"),
+        ),
+        # MS-13 has no single home country: only the place named says where.
+        (
+            "Federal prosecutors in the United States charge 20 MS-13 leaders",
+            None,
+            (),
+            ("MS-13",),
+            ("US",),
+        ),
+        (
+            "U.S. agents and Salvadoran police arrest MS-13 members",
+            "SV",
+            (),
+            ("MS-13",),
+            ("US", "SV"),
+        ),
+        ("Deportan a pandilleros de la MS-13", None, (), ("MS-13",), ()),
+        # Only the gang is named: its home country is the last resort.
+        ("Tren de Aragua expands its extortion business", None, (), ("Tren de Aragua",), ("VE",)),
+        # A prison named still comes first; the countries the text names follow in order.
+        (
+            "Presos trasladados desde Chile y Perú al penal de Tocorón",
+            None,
+            ("Tocorón",),
+            (),
+            ("VE", "CL", "PE"),
+        ),
+        # Names that are also ordinary words count only capitalised; "New Mexico" is a state.
+        ("Salsa de chile y peru assado para la cena", None, (), (), ()),
+        ("Police in New Mexico arrest MS-13 members", None, (), ("MS-13",), ()),
+        ("La banda usa armas de guerra", None, (), (), ()),
+        (
+            "A polícia brasileira prende membros do Tren de Aragua",
+            None,
+            (),
+            ("Tren de Aragua",),
+            ("BR", "VE"),
+        ),
     ],
 )
 def test_extract(

@@ -10,6 +10,11 @@ alert goes back to 'pending' and is simply posted later.
 
 One story, one alert: the first alert of a story cluster (items.cluster_id; NULL is a
 cluster of one) in a channel is posted top-level; later ones become replies in its thread.
+
+Two deliverers at once (an Airflow retry, a CLI run during a DAG run) never post the same
+alert: each channel is delivered by one of them at a time (pipeline/alerts/channel_lock.py;
+the other reports it busy), and each alert is claimed by an UPDATE that only succeeds from
+the state it was read in.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from dataclasses import dataclass, field, replace
 
 from sqlalchemy.engine import Engine
 
+from pipeline.alerts.channel_lock import channel_lock
 from pipeline.alerts.sinks import AlertSink
 from pipeline.alerts.slack_hook import (
     SlackChannelError,
@@ -45,6 +51,7 @@ class DeliveryReport:
     reconciled: list[PendingAlert] = field(default_factory=list)  # found already posted
     waiting: list[int] = field(default_factory=list)  # alert ids left for a later run
     errors: list[tuple[PendingAlert | None, str]] = field(default_factory=list)
+    busy: list[str] = field(default_factory=list)  # channels another deliverer was sending
 
 
 def _noop(step: str, alert: PendingAlert) -> None:
@@ -62,9 +69,15 @@ def deliver_pending(
     with engine.connect() as conn:
         channels = [c for c in repo.pending_channels(conn) if sink.handles(c)]
     for channel in channels:
-        stop_all = _deliver_channel(
-            engine, sink, channel, report, on_sent or (lambda a: None), checkpoint or _noop
-        )
+        with channel_lock(engine, channel) as mine:
+            if not mine:
+                # Its alerts are the other deliverer's; it reports them, we report the skip.
+                log.info("channel %s is being delivered by another run; skipped", channel)
+                report.busy.append(channel)
+                continue
+            stop_all = _deliver_channel(
+                engine, sink, channel, report, on_sent or (lambda a: None), checkpoint or _noop
+            )
         if stop_all:
             break
     return report
@@ -148,9 +161,17 @@ def _deliver_channel(
             report.waiting.append(original.alert_id)
             continue
         with engine.begin() as conn:
-            repo.mark_alert_sending(
-                conn, alert.alert_id, alert.kind, alert.parent_alert_id, alert.thread_ts
+            claimed = repo.mark_alert_sending(
+                conn,
+                alert.alert_id,
+                alert.kind,
+                alert.parent_alert_id,
+                alert.thread_ts,
+                expect=(original.status, original.attempts),
             )
+        if not claimed:
+            log.info("alert %s was taken by another deliverer; skipped", alert.alert_id)
+            continue
         checkpoint("sending", alert)
         try:
             ts = sink.send(alert)

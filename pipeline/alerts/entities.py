@@ -3,6 +3,11 @@
 Small hand-written gazetteers, matched accent- and case-insensitively on word boundaries.
 Names that are also ordinary words or places ("El Pozo", "La Roca", "Turi", "Bangu") only
 count when a prison word stands near them, so "el pozo de agua" names no prison.
+
+A story's country comes from what it says about where it happens, not from who is in it:
+the Tren de Aragua is Venezuelan, but a raid on it in Santiago is a Chilean story. So a named
+prison's country comes first, then countries the text names, then nationalities it uses
+("la policía chilena"), then the source's own country, and a gang's home country last.
 """
 
 from __future__ import annotations
@@ -29,6 +34,73 @@ COUNTRY_NAMES = {
     "SV": "El Salvador",
     "US": "United States",
     "VE": "Venezuela",
+}
+
+
+@dataclass(frozen=True)
+class CountryTerms:
+    names: tuple[str, ...]  # the country itself, in en/es/pt
+    demonyms: tuple[str, ...] = ()  # nationality adjectives and nouns, every inflection
+    # Names that are also ordinary lowercase words ("chile" the pepper, "peru" the turkey in
+    # Portuguese, "ecuador" the equator in Spanish) count only when written capitalised.
+    capitalised: tuple[str, ...] = ()
+    # Acronyms that are also words ("usa" is "uses" in es/pt) count only in capitals.
+    acronyms: tuple[str, ...] = ()
+    # Names inside another place's name: "New Mexico" is a US state.
+    not_after: tuple[str, ...] = ()
+
+
+def _o(*stems: str) -> tuple[str, ...]:
+    """Spanish/Portuguese adjectives in -o: every gender and number."""
+    return tuple(stem + end for stem in stems for end in ("o", "a", "os", "as"))
+
+
+def _s(*words: str) -> tuple[str, ...]:
+    """Words whose plural only adds -s (English demonyms, -e adjectives)."""
+    return tuple(w + end for w in words for end in ("", "s"))
+
+
+# "American" and "americano" are left out: they as often mean Latin American or the whole
+# continent. "Salvador" alone is left out: it is also a Brazilian city.
+COUNTRY_TERMS: dict[str, CountryTerms] = {
+    "AR": CountryTerms(("Argentina",), (*_o("argentin"), *_s("Argentinian", "Argentine"))),
+    "BO": CountryTerms(("Bolivia",), (*_o("bolivian"), *_s("Bolivian"))),
+    "BR": CountryTerms(("Brazil", "Brasil"), (*_o("brasileñ", "brasileir"), *_s("Brazilian"))),
+    "CL": CountryTerms(("Chile",), (*_o("chilen"), *_s("Chilean")), capitalised=("Chile",)),
+    "CO": CountryTerms(("Colombia",), (*_o("colombian"), *_s("Colombian"))),
+    "CR": CountryTerms(
+        ("Costa Rica",), (*_s("costarricense"), *_o("costarriquenh"), *_s("Costa Rican"))
+    ),
+    "EC": CountryTerms(
+        ("Ecuador", "Equador"),
+        (*_o("ecuatorian", "equatorian"), *_s("Ecuadorian", "Ecuadorean")),
+        capitalised=("Ecuador", "Equador"),
+    ),
+    "GT": CountryTerms(("Guatemala",), (*_o("guatemaltec"), *_s("Guatemalan"))),
+    "HN": CountryTerms(
+        ("Honduras",), (*_o("hondureñ", "hondurenh"), *_s("Honduran")), capitalised=("Honduras",)
+    ),
+    "MX": CountryTerms(
+        ("Mexico", "Méjico"),
+        (*_o("mexican"), *_s("Mexican")),
+        not_after=("new ", "nuevo ", "novo ", "gulf of ", "golfo de ", "golfo do "),
+    ),
+    "PA": CountryTerms(
+        ("Panama", "Panamá"), (*_o("panameñ", "panamenh"), *_s("Panamanian")), ("Panama",)
+    ),
+    "PE": CountryTerms(("Peru", "Perú"), (*_o("peruan"), *_s("Peruvian")), ("Peru",)),
+    "PY": CountryTerms(("Paraguay", "Paraguai"), (*_o("paraguay", "paraguai"), *_s("Paraguayan"))),
+    "SV": CountryTerms(
+        ("El Salvador",),
+        (*_o("salvadoreñ", "salvadorenh"), *_s("Salvadoran", "Salvadorean")),
+        capitalised=("El Salvador",),
+    ),
+    "US": CountryTerms(
+        ("United States", "Estados Unidos", "EE.UU.", "EE. UU.", "U.S.", "USA", "EEUU", "EUA"),
+        (*_s("estadounidense", "estadunidense"), *_o("norteamerican", "norte-american")),
+        acronyms=("USA", "EEUU", "EUA"),
+    ),
+    "VE": CountryTerms(("Venezuela",), (*_o("venezolan", "venezuelan"), *_s("Venezuelan"))),
 }
 
 
@@ -176,6 +248,59 @@ def _compiled() -> tuple[
     return fac, gangs, _pattern(_PRISON_WORDS)
 
 
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return "".join(c for c in decomposed if not unicodedata.combining(c))
+
+
+def _country_pattern(names: tuple[str, ...], not_after: tuple[str, ...]) -> re.Pattern[str]:
+    # Matched on accent-stripped text that keeps its case, so capitalisation can be checked.
+    alts = sorted({re.escape(_strip_accents(n)) for n in names}, key=len, reverse=True)
+    # "U.S." ends in a dot, which is no word character: (?<!\w)/(?!\w) still bound it.
+    guards = "".join(f"(?<!{re.escape(p)})" for p in not_after)
+    return re.compile(r"(?<!\w)" + guards + r"(?:" + "|".join(alts) + r")(?!\w)", re.IGNORECASE)
+
+
+@lru_cache(maxsize=1)
+def _country_patterns() -> tuple[
+    list[tuple[str, re.Pattern[str], frozenset[str], frozenset[str]]],
+    list[tuple[str, re.Pattern[str]]],
+]:
+    names: list[tuple[str, re.Pattern[str], frozenset[str], frozenset[str]]] = []
+    demonyms: list[tuple[str, re.Pattern[str]]] = []
+    for code, t in COUNTRY_TERMS.items():
+        capitalised = frozenset(fold(n) for n in t.capitalised)
+        acronyms = frozenset(fold(n) for n in t.acronyms)
+        names.append((code, _country_pattern(t.names, t.not_after), capitalised, acronyms))
+        if t.demonyms:
+            demonyms.append((code, _country_pattern(t.demonyms, ())))
+    return names, demonyms
+
+
+def _named_countries(text: str) -> tuple[list[tuple[int, str]], list[tuple[int, str]]]:
+    """Countries the text names, and those whose nationality it uses, with the position of
+    each one's first (acceptable) mention."""
+    plain = _strip_accents(text)
+    name_patterns, demonym_patterns = _country_patterns()
+    named: list[tuple[int, str]] = []
+    for code, pat, capitalised, acronyms in name_patterns:
+        for m in pat.finditer(plain):
+            word = m.group(0)
+            key = fold(word)
+            if key in capitalised and not word[0].isupper():
+                continue
+            if key in acronyms and word != word.upper():
+                continue
+            named.append((m.start(), code))
+            break
+    demonyms: list[tuple[int, str]] = []
+    for code, pat in demonym_patterns:
+        found = pat.search(plain)
+        if found:
+            demonyms.append((found.start(), code))
+    return sorted(named), sorted(demonyms)
+
+
 @dataclass(frozen=True)
 class Entities:
     facilities: tuple[str, ...] = ()
@@ -198,9 +323,10 @@ def _first_position(pattern: re.Pattern[str], text: str, context: re.Pattern[str
 
 
 def extract(text: str, source_country: str | None = None) -> Entities:
-    """Prisons and gangs named in `text`, in order of first mention, and the countries they
-    point to (facility countries, then the source's own country if it is an ISO code, then
-    countries of single-country gangs)."""
+    """Prisons and gangs named in `text`, in order of first mention, and the countries the
+    story points to, most telling first: countries of the prisons it names, countries it
+    names, nationalities it uses, the source's own country if it is an ISO code, and last
+    the home countries of single-country gangs."""
     folded = fold(text)
     fac_patterns, gang_patterns, prison_words = _compiled()
     first_fac: dict[str, tuple[int, Facility]] = {}
@@ -218,7 +344,10 @@ def extract(text: str, source_country: str | None = None) -> Entities:
     found_gangs.sort(key=lambda p: p[0])
     countries: list[str] = []
     src = (source_country or "").strip().upper()
+    named, demonyms = _named_countries(text)
     candidates = [f.country for _, f in found_fac]
+    candidates += [code for _, code in named]
+    candidates += [code for _, code in demonyms]
     candidates += [src] if src in COUNTRY_NAMES else []
     candidates += [g.country for _, g in found_gangs if g.country]
     for c in candidates:

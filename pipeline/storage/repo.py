@@ -384,14 +384,20 @@ def mark_alert_sending(
     kind: str = "alert",
     parent_alert_id: int | None = None,
     thread_ts: str | None = None,
-) -> None:
+    expect: tuple[str, int] | None = None,
+) -> bool:
     """Committed before the post: from here on the alert may be in Slack, so a later run
-    looks for it in the channel's history before posting it again."""
+    looks for it in the channel's history before posting it again.
+
+    With `expect` (the status and attempt count the alert was read with) this is a claim:
+    it only moves an alert nobody else has moved since, and returns False when another
+    deliverer got there first — a single UPDATE, so two claims never both succeed."""
     now = _now()
-    conn.execute(
-        sa.update(alerts)
-        .where(alerts.c.id == alert_id)
-        .values(
+    q = sa.update(alerts).where(alerts.c.id == alert_id)
+    if expect is not None:
+        q = q.where(alerts.c.status == expect[0], alerts.c.attempts == expect[1])
+    result = conn.execute(
+        q.values(
             status="sending",
             attempts=alerts.c.attempts + 1,
             first_attempt_at=sa.func.coalesce(alerts.c.first_attempt_at, now),
@@ -401,6 +407,7 @@ def mark_alert_sending(
             thread_ts=thread_ts,
         )
     )
+    return result.rowcount == 1
 
 
 def mark_alert_sent(conn: Connection, alert_id: int, ts: str | None) -> None:

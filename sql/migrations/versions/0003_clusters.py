@@ -43,7 +43,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("sources") as batch:
-        batch.drop_column("next_fetch_after")
+    # Plain DROP COLUMN (SQLite >= 3.35), as in 0004. A batch rebuild of `sources` drops
+    # the table and renames a copy into its place: SQLite then refuses the rename because
+    # the views of 0001/0002 (matches, daily_counts, source_health, alert_log) read
+    # `sources`, and with foreign keys on it refuses the drop while items point at it.
+    # No view reads next_fetch_after, so nothing has to be set aside; PostgreSQL keeps
+    # dependent views across DROP COLUMN of a column they do not read.
+    op.drop_column("sources", "next_fetch_after")
     op.drop_table("item_buckets")
     op.drop_table("item_signatures")
