@@ -22,6 +22,11 @@ def default_cache_dir() -> Path:
     return Path(base) / "sentinela"
 
 
+def default_parse_workers() -> int:
+    """Feed parsing is CPU-bound: one process per core, at most four."""
+    return min(4, os.cpu_count() or 1)
+
+
 def _flag(value: str | None) -> bool:
     return (value or "").strip().lower() in _TRUE
 
@@ -58,6 +63,8 @@ class Settings:
     fetch_timeout_s: float = 20.0
     fetch_concurrency: int = 32
     per_host_concurrency: int = 4
+    # Processes that parse feeds in parallel (1 = in the run's own process).
+    parse_workers: int = field(default_factory=default_parse_workers)
     max_body_bytes: int = 10 * 1024 * 1024
     user_agent: str = "Sentinela/0.1 (+https://github.com/sentinela-monitor/sentinela)"
     slack_min_interval_s: float = 1.0
@@ -96,6 +103,7 @@ class Settings:
             per_host_concurrency=_int(
                 env, "SENTINELA_PER_HOST_CONCURRENCY", cls.per_host_concurrency
             ),
+            parse_workers=_int(env, "SENTINELA_PARSE_WORKERS", default_parse_workers()),
             max_body_bytes=_int(env, "SENTINELA_MAX_BODY_BYTES", cls.max_body_bytes),
             slack_min_interval_s=_float(
                 env, "SENTINELA_SLACK_MIN_INTERVAL", cls.slack_min_interval_s

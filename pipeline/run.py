@@ -23,10 +23,9 @@ from pipeline.alerts.routing import Match, Router, load_routing
 from pipeline.alerts.sinks import CONSOLE, AlertSink
 from pipeline.classify.base import Classifier, Document
 from pipeline.config import Settings
-from pipeline.errors import FeedParseError
 from pipeline.ingest import fulltext
 from pipeline.ingest.fetch import FetchResult, fetch_all
-from pipeline.ingest.parse import parse_feed
+from pipeline.ingest.parse_pool import ParseJob, ParseOutcome, parse_all
 from pipeline.ingest.social.runner import SocialOutcome, collect, is_social
 from pipeline.items import Item, Source, SourceReport
 from pipeline.storage import repo
@@ -86,10 +85,17 @@ def ingest(
         results = fetch_all(feeds, states, settings)
         outcomes = social_future.result() if social_future else []
     by_name = {s.name: s for s in srcs}
+    to_parse = [r for r in results if r.ok and not r.not_modified and r.body is not None]
+    outcomes_by_source = parse_all(
+        [ParseJob(r.body or b"", by_name[r.source], r.content_type) for r in to_parse],
+        settings.parse_workers,
+    )
+    parsing = {id(r) for r in to_parse}
     new_ids: list[int] = []
     group: list[_FeedWrite] = []
     for result in results:
-        group.append(_prepare(engine, settings, by_name[result.source], result, summary))
+        parsed = next(outcomes_by_source) if id(result) in parsing else None
+        group.append(_prepare(engine, settings, by_name[result.source], result, summary, parsed))
         if len(group) >= COMMIT_EVERY_SOURCES:
             new_ids.extend(_write_group(engine, ids, group, summary))
             group = []
@@ -114,22 +120,28 @@ class _FeedWrite:
 
 
 def _prepare(
-    engine: Engine, settings: Settings, src: Source, result: FetchResult, summary: RunSummary
+    engine: Engine,
+    settings: Settings,
+    src: Source,
+    result: FetchResult,
+    summary: RunSummary,
+    outcome: ParseOutcome | None,
 ) -> _FeedWrite:
-    """Parse (and enrich) outside any write transaction, so the archive is locked only while
-    rows are written."""
+    """Turn a fetch and its parse into what to store; parsing and full-text enrichment
+    happen outside any write transaction, so the archive is locked only while rows are
+    written."""
     rep = summary.report(src.name)
     rep.not_modified = result.not_modified
     if not result.ok:
         rep.errors.append(result.error or "unknown error")
         return _FeedWrite(src, result)
-    if result.not_modified or result.body is None:
+    if outcome is None:
         return _FeedWrite(src, result)
-    try:
-        parsed = parse_feed(result.body, src, result.content_type)
-    except FeedParseError as exc:
-        rep.errors.append(str(exc))
-        return _FeedWrite(src, result, parse_error=str(exc))
+    if outcome.parsed is None:
+        error = outcome.error or "unparseable feed"
+        rep.errors.append(error)
+        return _FeedWrite(src, result, parse_error=error)
+    parsed = outcome.parsed
     rep.fetched = len(parsed.items)
     if parsed.skipped:
         rep.errors.append(f"{len(parsed.skipped)} unusable entries ({parsed.skipped[0]})")
