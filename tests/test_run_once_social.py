@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 import yaml
 
+from pipeline.config import Settings
 from tests import (
     test_social_bluesky,
     test_social_mastodon,
@@ -178,3 +179,36 @@ def test_run_once_reads_every_source_kind(
     assert masto[0].query.get("min_id") == test_social_mastodon.NEWEST
     x = servers["x"].requests[seen["x"] :]
     assert x and all("since_id" in r.query for r in x)
+
+
+def test_dag_shard_tasks_read_every_source_kind(
+    tmp_path: Path, db_url: str, fixture_feeds: str, servers: dict[str, Replay], settings: Settings
+) -> None:
+    """The DAG's `ingest_shard` tasks call pipeline.tasks.ingest_sources once per shard: every
+    source kind is read by exactly one shard and stored once."""
+    from pipeline.sources import load_sources, shard_of
+    from pipeline.storage.db import make_engine, upgrade
+    from pipeline.tasks import ingest_sources
+
+    sources = _sources_file(tmp_path, fixture_feeds, servers)
+    s = settings.with_(
+        sources_file=sources,
+        database_url=db_url,
+        x_bearer_token=test_social_x.TOKEN,
+        bluesky_handle="sentinela.example.com",
+        bluesky_app_password="abcd-efgh-ijkl-mnop",
+        social_max_wait_s=3.0,
+    )
+    engine = make_engine(db_url)
+    upgrade(engine)  # in the DAG, plan_shards migrates before any shard runs
+    engine.dispose()
+    shards = 3
+    got = [ingest_sources(s, shard=i, of=shards) for i in range(shards)]
+    names = [src.name for src in load_sources(sources)]
+    assert [g["sources"] for g in got] == [
+        sum(shard_of(n, shards) == i for n in names) for i in range(shards)
+    ]
+    assert all(g["errors"] == {} for g in got), got
+    stored, dup_urls, dup_hashes = _stored(db_url)
+    assert stored == FIRST and (dup_urls, dup_hashes) == (0, 0)
+    assert sum(g["new_items"] for g in got) == sum(FIRST.values())
