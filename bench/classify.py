@@ -16,6 +16,7 @@ import resource
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -125,6 +126,7 @@ def main() -> int:
         "TOKENIZERS_PARALLELISM": "false",
         "OMP_NUM_THREADS": str(args.threads),
     }
+    load_before = os.getloadavg()[0]
     results: dict[str, dict[str, float]] = {}
     for side in ("fp32", "project"):
         out = subprocess.run(
@@ -152,13 +154,24 @@ def main() -> int:
     for name, r in (("plain fp32 transformers (baseline)", base), ("sentinela ONNX int8", proj)):
         print(f"{name:<34} {r['docs_per_s']:8.1f} {r['peak_rss_mb']:12.0f}")
     print(f"ratio: {ratio:.2f}x")
+    from pipeline.config import Settings
+
+    s = Settings.from_env()
+    pointer = s.model_dir or s.cache_dir / "models" / "CURRENT"
+    model = pointer.name if s.model_dir else pointer.read_text().strip()
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "classify.json").write_text(
-        json.dumps(
-            {"docs": args.docs, "threads": args.threads, **results, "ratio": ratio}, indent=2
-        )
-        + "\n"
-    )
+    report = {
+        "docs": args.docs,
+        "threads": args.threads,
+        **results,
+        "ratio": ratio,
+        "model_version": model,
+        # Other work on the 2 cores slows both sides, not always equally: keep the load.
+        "load_average_1m_before": round(load_before, 2),
+        "load_average_1m_after": round(os.getloadavg()[0], 2),
+        "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    (RESULTS / "classify.json").write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

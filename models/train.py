@@ -69,7 +69,7 @@ class Hyper:
     train_layers: int = 5  # the top N of the kept layers are fine-tuned; the rest stay frozen
     max_length: int = 256
     train_max_length: int = 160
-    head_c: float = 16.0
+    head_c: float = 8.0
 
 
 def load_rows(data_dir: Path = DATA_DIR) -> list[dict[str, Any]]:
