@@ -81,6 +81,10 @@ class Settings:
     bluesky_handle: str | None = None
     bluesky_app_password: str | None = field(default=None, repr=False)
     bluesky_pds_url: str = BLUESKY_DEFAULT_PDS_URL
+    # A Reddit "script" or "web app" (reddit.com/prefs/apps): with both set, Reddit sources
+    # read through app-only OAuth instead of the heavily throttled anonymous JSON endpoints.
+    reddit_client_id: str | None = field(default=None, repr=False)
+    reddit_client_secret: str | None = field(default=None, repr=False)
     social_max_pages: int = 5
     social_max_wait_s: float = 30.0
 
@@ -118,6 +122,8 @@ class Settings:
             bluesky_handle=env.get("SENTINELA_BLUESKY_HANDLE") or None,
             bluesky_app_password=env.get("SENTINELA_BLUESKY_APP_PASSWORD") or None,
             bluesky_pds_url=env.get("SENTINELA_BLUESKY_PDS_URL") or cls.bluesky_pds_url,
+            reddit_client_id=env.get("SENTINELA_REDDIT_CLIENT_ID") or None,
+            reddit_client_secret=env.get("SENTINELA_REDDIT_CLIENT_SECRET") or None,
             social_max_pages=_int(env, "SENTINELA_SOCIAL_MAX_PAGES", cls.social_max_pages),
             social_max_wait_s=_float(env, "SENTINELA_SOCIAL_MAX_WAIT", cls.social_max_wait_s),
         )

@@ -35,6 +35,8 @@ archive's `sources.cursor` column.
     kind: reddit      url: default https://www.reddit.com
         options: {subreddit: venezuela}      newest posts
               or {subreddit: brasil, query: "presídio"}   search within the subreddit
+        with SENTINELA_REDDIT_CLIENT_ID/SECRET: app-only OAuth; optional `oauth_url`
+        (default https://oauth.reddit.com) and `token_url` (default …/api/v1/access_token)
     kind: telegram    url: default https://t.me
         options: {channel: name}             a public channel's web preview (t.me/s/name)
     kind: x           url: API, default https://api.x.com
@@ -65,7 +67,9 @@ class SocialKind:
 SOCIAL_KINDS = {
     "mastodon": SocialKind("https://mastodon.social", ("hashtag", "account_id", "account")),
     "bluesky": SocialKind("https://public.api.bsky.app", ("query", "actor"), ("lang", "pds_url")),
-    "reddit": SocialKind("https://www.reddit.com", ("subreddit",), ("query",)),
+    "reddit": SocialKind(
+        "https://www.reddit.com", ("subreddit",), ("query", "oauth_url", "token_url")
+    ),
     "telegram": SocialKind("https://t.me", ("channel",)),
     "x": SocialKind("https://api.x.com", ("query",)),
 }

@@ -127,9 +127,10 @@ class SocialHttp:
         params: dict[str, str] | None = None,
         headers: dict[str, str] | None = None,
         json_body: Any = None,
+        form: dict[str, str] | None = None,
     ) -> Response:
         for attempt in range(MAX_429_RETRIES + 1):
-            resp = await self._once(method, url, params, headers, json_body)
+            resp = await self._once(method, url, params, headers, json_body, form)
             if resp.status != 429:
                 return resp
             wait = retry_after_s(resp.headers)
@@ -146,13 +147,14 @@ class SocialHttp:
         params: dict[str, str] | None,
         headers: dict[str, str] | None,
         json_body: Any,
+        form: dict[str, str] | None = None,
     ) -> Response:
         request_url = str(httpx.URL(url, params=params)) if params else url
         for _ in range(MAX_REDIRECTS + 1):
             await check_url(request_url, self.allow_private)
             self.requests += 1
             async with self.client.stream(
-                method, request_url, headers=headers, json=json_body
+                method, request_url, headers=headers, json=json_body, data=form
             ) as response:
                 status = response.status_code
                 if status in (301, 302, 303, 307, 308):
@@ -161,7 +163,7 @@ class SocialHttp:
                         raise PermanentError(f"redirect without Location from {request_url}")
                     request_url = urljoin(request_url, location)
                     if status == 303:
-                        method, json_body = "GET", None
+                        method, json_body, form = "GET", None, None
                     continue
                 if status == 429:
                     return Response(request_url, status, response.headers, b"")

@@ -8,10 +8,15 @@ Listings run newest first and page back with `after=<fullname>`. Each run walks 
 until it meets the newest post stored last time (by fullname, or by creation time when
 that post has been deleted; `before=<fullname>` would return nothing in that case), up to
 max_pages. Cursor: "<fullname>@<created_utc>" of the newest post stored.
+
+With SENTINELA_REDDIT_CLIENT_ID and SENTINELA_REDDIT_CLIENT_SECRET set, the same listings
+are read through app-only OAuth from `options.oauth_url` (default https://oauth.reddit.com,
+paths without `.json`), the token coming from `options.token_url` (reddit_auth.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -26,7 +31,15 @@ from pipeline.ingest.social.base import (
     register,
     require,
 )
-from pipeline.ingest.social.http import SocialHttp
+from pipeline.ingest.social.http import Response, SocialHttp
+from pipeline.ingest.social.reddit_auth import (
+    OAUTH_URL,
+    TOKEN_URL,
+    AppSession,
+    half_configured,
+    has_app_credentials,
+    respect_budget,
+)
 from pipeline.items import Item, Source
 
 PAGE_SIZE = "100"
@@ -65,21 +78,33 @@ class RedditConnector:
     ) -> ConnectorResult:
         opts = source.options
         sub = quote(opts["subreddit"].removeprefix("r/").strip("/"), safe="")
-        base = source.url.rstrip("/")
+        get: Callable[[str, dict[str, str]], Awaitable[tuple[Any, Response]]]
+        oauth = has_app_credentials(ctx.settings)
+        if oauth:
+            get = AppSession(http, ctx, opts.get("token_url") or TOKEN_URL).get_json
+            base, suffix = (opts.get("oauth_url") or OAUTH_URL).rstrip("/"), ""
+        else:
+            get = http.get_json
+            base, suffix = source.url.rstrip("/"), ".json"
         # raw_json=1: text fields come unescaped (no &amp;), as the web shows them.
         params = {"limit": PAGE_SIZE, "raw_json": "1"}
         if opts.get("query"):
-            endpoint = f"{base}/r/{sub}/search.json"
+            endpoint = f"{base}/r/{sub}/search{suffix}"
             params.update(q=opts["query"], restrict_sr="1", sort="new", t="all")
         else:
-            endpoint = f"{base}/r/{sub}/new.json"
+            endpoint = f"{base}/r/{sub}/new{suffix}"
         known_name, known_created = _parse_cursor(cursor)
         out = ConnectorResult(cursor=cursor)
+        if note := half_configured(ctx.settings):
+            out.notes.append(note)
         newest: tuple[str, float] | None = None
         reached = False
+        resp: Response | None = None
         try:
             while out.pages < max_pages(source, ctx.settings):
-                data, resp = await http.get_json(endpoint, params)
+                if oauth and resp is not None:
+                    await respect_budget(http, resp)
+                data, resp = await get(endpoint, params)
                 out.pages += 1
                 listing = require(data, dict, "the response", resp.url, resp.body)
                 inner = require(listing.get("data"), dict, "Listing.data", resp.url, resp.body)
