@@ -1,4 +1,5 @@
-"""Classifier throughput: the project's ONNX int8 classifier vs the same model as plain fp32
+"""Classifier throughput: the project's classifier (its own runtime: OpenVINO bf16 for models
+built since 2026-11-25, ONNX Runtime int8 before) vs the same model as plain fp32
 `transformers`, in the same run, on 512 ledes of about 100 tokens.
 
     .venv/bin/python bench/classify.py [--docs 512] [--threads 2]
@@ -59,7 +60,12 @@ def run_project(n: int, threads: int) -> dict[str, float]:
     dt = time.perf_counter() - t0
     tok = clf.encoder.tokenizer
     ntok = sum(len(tok(clf.config.prefix + f"{d.title}. {d.text}")["input_ids"]) for d in docs) / n
-    return {"docs_per_s": n / dt, "seconds": dt, "mean_tokens": ntok}
+    return {
+        "docs_per_s": n / dt,
+        "seconds": dt,
+        "mean_tokens": ntok,
+        "runtime": clf.encoder.runtime,  # type: ignore[dict-item]
+    }
 
 
 def run_fp32(n: int, threads: int) -> dict[str, float]:
@@ -151,7 +157,8 @@ def main() -> int:
     proj, base = results["project"], results["fp32"]
     print(f"{args.docs} ledes, ~{proj['mean_tokens']:.0f} tokens each, {args.threads} threads")
     print(f"{'run':<34} {'docs/s':>8} {'peak RSS MB':>12}")
-    for name, r in (("plain fp32 transformers (baseline)", base), ("sentinela ONNX int8", proj)):
+    ours = f"sentinela ({proj['runtime']})"
+    for name, r in (("plain fp32 transformers (baseline)", base), (ours, proj)):
         print(f"{name:<34} {r['docs_per_s']:8.1f} {r['peak_rss_mb']:12.0f}")
     print(f"ratio: {ratio:.2f}x")
     from pipeline.config import Settings

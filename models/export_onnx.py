@@ -127,6 +127,18 @@ def quantize(
     return dst
 
 
+def to_openvino(src: Path, dst: Path) -> Path:
+    """The fp32 ONNX graph as OpenVINO IR (`dst` .xml + .bin) with fp16-stored weights: half
+    the file and the memory, and the CPU plugin computes in bf16 (or fp32) either way.
+    `read_model` + `save_model` rather than `convert_model`, which would load the telemetry
+    client."""
+    import openvino as ov
+
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    ov.save_model(ov.Core().read_model(str(src)), str(dst), compress_to_fp16=True)
+    return dst
+
+
 def optimize_bert(src: Path, dst: Path, num_heads: int = 12, hidden: int = 384) -> Path:
     """onnxruntime transformer optimizer (fused Attention / SkipLayerNorm / BiasGelu)."""
     from onnxruntime.transformers import optimizer

@@ -11,9 +11,10 @@ Steps, all offline and seeded:
    (`models/convert_base.py`) into `~/.cache/sentinela/base/e5-small`.
 3. Fine-tune the upper encoder layers with a two-label head on the train split
    (the dev split — every id whose hash falls in bucket 0 of 5 — is never trained on).
-4. Export the encoder (mean pooling + L2 norm in the graph) to ONNX, quantize to int8.
-5. Refit the logistic head on the *int8* embeddings, so the head matches what inference
-   computes, and calibrate one threshold per label on the dev split.
+4. Export the encoder (mean pooling + L2 norm in the graph) to ONNX, then to OpenVINO IR
+   (fp16-stored weights, run in bf16 where the CPU has it).
+5. Refit the logistic head on the embeddings of that runtime, so the head matches what
+   inference computes, and calibrate one threshold per label on the dev split.
 6. Save with `SentinelaClassifier.save_pretrained`, write metrics, point `CURRENT` at it.
 """
 
@@ -310,14 +311,16 @@ def build(cache: Path, hyper: Hyper, force: bool = False) -> Path:
     if work.exists():
         shutil.rmtree(work)
     encoder_dir = finetune(base, work / "encoder", train, hyper) if hyper.epochs > 0 else base
-    print(f"  fine-tuned in {time.time() - t_start:.0f}s; exporting ONNX int8 …", flush=True)
+    print(f"  fine-tuned in {time.time() - t_start:.0f}s; exporting to OpenVINO …", flush=True)
 
-    from export_onnx import export_fp32, quantize
+    from export_onnx import export_fp32, to_openvino
+
+    from pipeline.classify.encoder import OPENVINO_NAME
 
     staging = work / "model"
     staging.mkdir(parents=True, exist_ok=True)
     fp32 = export_fp32(encoder_dir, work / "encoder.fp32.onnx")
-    quantize(fp32, staging / "encoder.onnx")
+    to_openvino(fp32, staging / OPENVINO_NAME)
     for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         if (base / name).exists():
             shutil.copy2(base / name, staging / name)
@@ -357,7 +360,7 @@ def build(cache: Path, hyper: Hyper, force: bool = False) -> Path:
         "calibrated_on": ["dev split"] + (["dev-real.jsonl"] if real else []),
         "build_seconds": round(time.time() - t_start, 1),
     }
-    # The fp32 encoder is kept beside the int8 one: bench/classify.py compares the two.
+    # The fp32 encoder is kept beside the served one: bench/classify.py compares the two.
     if hyper.epochs > 0:
         shutil.move(str(encoder_dir), str(tmp / "fp32-encoder"))
         report["fp32_encoder"] = "fp32-encoder"

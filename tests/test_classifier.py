@@ -77,15 +77,18 @@ def test_empty_and_very_long_texts(classifier) -> None:
     assert all(0.0 <= s <= 1.0 for p in preds for s in p.scores.values())
 
 
-def test_batching_does_not_change_labels(classifier) -> None:
-    # Dynamic int8 quantization picks activation scales per batch, so scores move a little
-    # with batch composition (see the model card); the labels of clear cases must not.
+def test_scores_do_not_depend_on_the_batch(classifier) -> None:
+    # An item's score is its own: the same whether it is scored alone, with others, or in
+    # another order (the int8 runtime of older models failed this by up to 0.6).
     docs = [Document(str(i), t, x, lang) for i, (lang, t, x, _) in enumerate(CASES)]
-    together = classifier.predict(docs, evidence=False)
-    alone = [classifier.predict([d], evidence=False)[0] for d in docs]
-    assert [p.labels for p in together] == [p.labels for p in alone]
-    probs = classifier.predict_proba(docs)
-    assert np.allclose(probs, np.vstack([classifier.predict_proba([d]) for d in docs]), atol=0.2)
+    together = classifier.predict_proba(docs)
+    alone = np.vstack([classifier.predict_proba([d]) for d in docs])
+    backwards = classifier.predict_proba(docs[::-1])[::-1]
+    assert np.allclose(together, alone, atol=0.01)
+    assert np.allclose(together, backwards, atol=0.01)
+    assert [p.labels for p in classifier.predict(docs, evidence=False)] == [
+        classifier.predict([d], evidence=False)[0].labels for d in docs
+    ]
 
 
 def test_save_load_round_trip(classifier, tmp_path: Path) -> None:

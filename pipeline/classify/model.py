@@ -1,10 +1,11 @@
-"""The project's classifier: a multilingual transformer encoder (ONNX Runtime, int8) with a
-two-label logistic head.
+"""The project's classifier: a multilingual transformer encoder (OpenVINO, bf16 where the CPU
+has it) with a two-label logistic head.
 
 Saved layout (one directory, `save_pretrained` / `from_pretrained`)::
 
     config.json        labels, thresholds, model_version, max_length, prefix, base model
-    encoder.onnx       input_ids, attention_mask -> embedding (mean-pooled, L2-normalised)
+    encoder.xml/.bin   input_ids, attention_mask -> embedding (mean-pooled, L2-normalised);
+                       models built before 2026-11-25 have encoder.onnx (ONNX Runtime int8)
     head.npz           W [labels x dim], b [labels]
     tokenizer.json …   the encoder's tokenizer (transformers' AutoTokenizer format)
 """
@@ -21,7 +22,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.classify.base import LABELS, Document, Prediction
-from pipeline.classify.encoder import ENCODER_NAME, Encoder
+from pipeline.classify.encoder import Encoder, has_encoder
 from pipeline.classify.text import doc_text, sentences
 
 CONFIG_NAME = "config.json"
@@ -89,7 +90,7 @@ class SentinelaClassifier:
     def from_pretrained(cls, directory: Path | str) -> SentinelaClassifier:
         directory = Path(directory)
         cfg_path = directory / CONFIG_NAME
-        if not cfg_path.is_file() or not (directory / ENCODER_NAME).is_file():
+        if not cfg_path.is_file() or not has_encoder(directory):
             raise ModelNotBuiltError(
                 f"no classifier at {directory}; build it with `make model` "
                 "or point SENTINELA_MODEL_DIR at a model directory"
