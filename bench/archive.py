@@ -15,8 +15,10 @@ timed load; the generator is slower than COPY):
   * row by row: one `INSERT … ON CONFLICT DO NOTHING` statement per item (the baseline);
   * batched: SQLAlchemy executemany of `INSERT … ON CONFLICT DO NOTHING` (multi-row VALUES),
     committed every `--batch` rows, the way pipeline/storage/repo.py writes;
-  * COPY: COPY into a temporary staging table, then `INSERT … SELECT … ON CONFLICT DO
-    NOTHING`, committed every `--copy-chunk` rows, on one connection (`--copy-single` items);
+  * COPY: the product's bulk loader (pipeline/storage/bulk.py, behind `sentinela archive
+    import`): COPY into a temporary staging table, then `INSERT … SELECT … ON CONFLICT DO
+    NOTHING` (rows whose content hash is archived skipped too, as ingest does), committed
+    every `--copy-chunk` rows, on one connection (`--copy-single` items);
   * parallel COPY (the rest): the same on `--loaders` connections, `--parallel-chunk` rows a
     transaction, with `synchronous_commit = off` and a larger `gin_pending_list_limit` in
     those bulk sessions only, the GIN pending lists flushed at the end (timed);
@@ -55,6 +57,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from pipeline.archive import list_queries, run_query  # noqa: E402
+from pipeline.storage.bulk import bulk_upsert_items  # noqa: E402
 from pipeline.storage.db import make_engine, upgrade  # noqa: E402
 from pipeline.storage.schema import items  # noqa: E402
 
@@ -298,39 +301,6 @@ def ingest_batched(engine: sa.Engine, rows: list[tuple[Any, ...]], batch: int) -
 
 
 SEARCH_INDEXES = ("ix_items_search", "ix_items_title_trgm")
-BULK_GIN_PENDING = "64MB"
-
-
-def _copy_chunk(conn: psycopg.Connection, part: list[tuple[Any, ...]]) -> None:
-    cols = ", ".join(ITEM_COLS)
-    with conn.cursor() as cur:
-        with cur.copy(f"COPY items_stage ({cols}) FROM STDIN") as copy:
-            for row in part:
-                copy.write_row(row)
-        cur.execute(
-            f"INSERT INTO items ({cols}) SELECT {cols} FROM items_stage "
-            "ON CONFLICT (canonical_url) DO NOTHING"
-        )
-    conn.commit()
-
-
-def _bulk_session(conninfo: str, async_commit: bool) -> psycopg.Connection:
-    conn = psycopg.connect(conninfo)
-    if async_commit:
-        # Bulk session only: a crash loses at most the last few hundred ms of commits, never
-        # consistency (unlike fsync=off), and a re-run re-upserts them. Everything else
-        # keeps the server's durable default.
-        conn.execute("SET synchronous_commit = off")
-        # GIN (full-text, trigram) entries wait in each index's pending list and are merged
-        # in bulk when it fills: cheaper per row the larger the list. Raised for the bulk
-        # session only: every search scans the unmerged list, so the server default (4 MB)
-        # stays what analysts' queries see; the load flushes it when it ends.
-        conn.execute(f"SET gin_pending_list_limit = '{BULK_GIN_PENDING}'")
-    conn.execute(
-        "CREATE TEMP TABLE items_stage (LIKE items INCLUDING DEFAULTS) ON COMMIT DELETE ROWS"
-    )
-    conn.commit()
-    return conn
 
 
 def ingest_copy(
@@ -340,53 +310,15 @@ def ingest_copy(
     loaders: int = 1,
     async_commit: bool = False,
 ) -> tuple[float, int]:
-    """COPY into a temporary staging table, then one `INSERT … SELECT … ON CONFLICT DO
-    NOTHING` per chunk, on `loaders` connections in parallel (each a server process: the
-    to_tsvector and trigram work of the GIN indexes runs on every core). Chunks have
-    disjoint keys, so the loaders never wait on each other's rows."""
-    import queue
-    import threading
-
-    conns = [_bulk_session(conninfo, async_commit) for _ in range(loaders)]
-    todo: queue.Queue[list[tuple[Any, ...]] | None] = queue.Queue(maxsize=loaders)
-    errors: list[BaseException] = []
-
-    def work(conn: psycopg.Connection) -> None:
-        while (part := todo.get()) is not None:
-            try:
-                if not errors:
-                    _copy_chunk(conn, part)
-            except BaseException as exc:  # reported after the join
-                errors.append(exc)
-
-    n = 0
-    t0 = time.perf_counter()
-    threads = [threading.Thread(target=work, args=(c,)) for c in conns]
-    for t in threads:
-        t.start()
-    try:
-        while part := list(islice(rows, chunk)):
-            todo.put(part)
-            n += len(part)
-    finally:
-        for _ in threads:
-            todo.put(None)
-        for t in threads:
-            t.join()
-        elapsed = time.perf_counter() - t0
-        for c in conns:
-            c.close()
-    if errors:
-        raise errors[0]
-    if async_commit:  # merge what the bulk sessions left pending (part of the load's cost)
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            conn.execute(
-                "SELECT gin_clean_pending_list(oid) FROM pg_class "
-                "WHERE relkind = 'i' AND relname = ANY(%s)",
-                [list(SEARCH_INDEXES)],
-            )
-        elapsed = time.perf_counter() - t0
-    return elapsed, n
+    """The product's bulk loader (pipeline/storage/bulk.py, what `sentinela archive import`
+    runs): COPY into a temporary staging table, then one `INSERT … SELECT … ON CONFLICT DO
+    NOTHING` per chunk, on `loaders` connections in parallel; with `async_commit`, the bulk
+    sessions' settings and the final GIN merge (timed). Explicit ids, so the labels and
+    clusters generated below refer to the right items."""
+    report = bulk_upsert_items(
+        conninfo, rows, chunk=chunk, loaders=loaders, async_commit=async_commit, columns=ITEM_COLS
+    )
+    return report.seconds, report.rows
 
 
 def ingest_backfill(

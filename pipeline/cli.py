@@ -199,6 +199,41 @@ def cmd_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_archive_import(args: argparse.Namespace) -> int:
+    from pipeline.importer import import_jsonl
+
+    settings = _settings(args)
+    engine = _engine(settings)
+    try:
+        report = import_jsonl(
+            engine,
+            args.file,
+            default_source=args.source,
+            chunk=args.chunk,
+            loaders=args.loaders,
+            on_bad_line=lambda msg: print(f"sentinela archive import: {msg}", file=sys.stderr),
+        )
+    except OSError as exc:
+        print(f"sentinela archive import: cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    finally:
+        engine.dispose()
+    load = report.load
+    rate = f" ({load.rows / load.seconds:,.0f} rows/s)" if load.seconds > 0 and load.rows else ""
+    print(
+        f"imported {load.inserted} item(s) in {load.seconds:.1f} s{rate}; skipped "
+        f"{report.skipped} already archived or repeated in the file; {report.bad} bad line(s)"
+    )
+    if report.new_sources:
+        print(f"new source(s), kind 'import': {', '.join(report.new_sources)}")
+    if load.inserted:
+        print(
+            "imported items are unclassified: the next `sentinela run --once` (or the DAG's "
+            "classify task) scores them; matches of 'import' sources are archived, not alerted"
+        )
+    return 1 if report.bad else 0
+
+
 def cmd_digest(args: argparse.Namespace) -> int:
     from datetime import UTC, date, datetime, timedelta
 
@@ -303,6 +338,36 @@ def build_parser() -> argparse.ArgumentParser:
     qu.add_argument("--json", action="store_true", help="print rows as JSON instead of a table")
     qu.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
     qu.set_defaults(func=cmd_query)
+
+    ar = sub.add_parser("archive", help="the archive's contents")
+    ars = ar.add_subparsers(dest="archive_command", required=True)
+    im = ars.add_parser(
+        "import",
+        help="backfill the archive from a JSONL export (bulk load)",
+        description=(
+            "Import items from a JSONL export, one JSON object per line: url, title, text, and "
+            "optionally lang, published_at (ISO 8601) and source. Canonical URL, content hash "
+            "and language are computed as ingest does, so items already archived (or imported "
+            "before) are skipped and a re-run is harmless. Sources not in the archive are "
+            "created with kind 'import'. Bad lines are reported as FILE:LINE and skipped (exit "
+            "status 1). Imported items are stored unclassified: the next `sentinela run --once` "
+            "(or the DAG's classify task) scores them, which is what makes them show up as "
+            "matches in `sentinela query`. Matches of 'import' sources are never alerted (a "
+            "backfill must not flood Slack); items imported under the name of an existing "
+            "feed are alerted like that feed's. On PostgreSQL the "
+            "load uses COPY on parallel connections; on SQLite batched INSERTs."
+        ),
+    )
+    im.add_argument("file", help="JSONL export ('-' for stdin)")
+    im.add_argument("--source", help="source name for lines without a 'source' key")
+    im.add_argument(
+        "--loaders", type=int, default=2, help="parallel loader connections (PostgreSQL; default 2)"
+    )
+    im.add_argument(
+        "--chunk", type=int, default=50_000, help="rows per transaction (default 50000)"
+    )
+    im.add_argument("--db", help="database URL (default $SENTINELA_DATABASE_URL)")
+    im.set_defaults(func=cmd_archive_import)
 
     dg = sub.add_parser("digest", help="post the daily digest to each alert channel")
     dg.add_argument("--day", help="UTC day, YYYY-MM-DD (default: yesterday)")

@@ -23,6 +23,7 @@ from pipeline.alerts.routing import Match, Router, load_routing
 from pipeline.alerts.sinks import CONSOLE, AlertSink
 from pipeline.classify.base import Classifier, Document
 from pipeline.config import Settings
+from pipeline.importer import IMPORT_KIND
 from pipeline.ingest import fulltext
 from pipeline.ingest.fetch import FetchResult, fetch_all
 from pipeline.ingest.parse_pool import ParseJob, ParseOutcome, parse_all
@@ -277,6 +278,7 @@ def classify_unclassified(
                 items.c.lang,
                 sources.c.name,
                 sources.c.country,
+                sources.c.kind,
             )
             .join(sources, sources.c.id == items.c.source_id)
             .where(~done.exists(), items.c.id > last_id)
@@ -302,10 +304,12 @@ def classify_unclassified(
             )
             for r, p in zip(rows, preds, strict=True)
         ]
+        # Imported history (`sentinela archive import`) is scored and archived as matches but
+        # never alerted: a year of backfill must not flood the channels with old stories.
         routes = {
             row.item_id: router.destinations(_match(row, r[1], r[2], r[3], r[5]))
             for r, row in zip(rows, out, strict=True)
-            if row.is_match
+            if row.is_match and r[6] != IMPORT_KIND
         }
         with engine.begin() as conn:
             matched = repo.store_classifications(conn, out, routes)
