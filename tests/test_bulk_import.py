@@ -68,7 +68,9 @@ def _lines(n: int, seed: int = 1) -> list[dict[str, Any]]:
 
 def _write(path: Path, lines: list[Any]) -> Path:
     path.write_text(
-        "".join((x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines),
+        "".join(
+            (x if isinstance(x, str) else json.dumps(x, ensure_ascii=False)) + "\n" for x in lines
+        ),
         encoding="utf-8",
     )
     return path
@@ -106,8 +108,9 @@ def test_import_two_thousand_items_then_reimport_is_idempotent(
         )
         assert per_source == {"backfill": 1500, "export-0": 167, "export-1": 167, "export-2": 166}
         row = conn.execute(
-            sa.select(items.c.canonical_url, items.c.text, items.c.lang, items.c.cluster_id)
-            .where(items.c.url == lines[5]["url"])
+            sa.select(items.c.canonical_url, items.c.text, items.c.lang, items.c.cluster_id).where(
+                items.c.url == lines[5]["url"]
+            )
         ).one()
         assert row[0] == "https://outlet5.example/news/5"
         assert row[1].startswith("The council in") and "<p>" not in row[1]
@@ -146,7 +149,19 @@ def test_cli_reports_bad_lines_and_imports_the_rest(db_url: str, tmp_path: Path)
     ]
     path = _write(tmp_path / "mixed.jsonl", lines)
     r = _run_cli(
-        ["archive", "import", str(path), "--db", db_url, "--source", "cli", "--chunk", "7", "--loaders", "2"]
+        [
+            "archive",
+            "import",
+            str(path),
+            "--db",
+            db_url,
+            "--source",
+            "cli",
+            "--chunk",
+            "7",
+            "--loaders",
+            "2",
+        ]
     )
     assert r.returncode == 1, r.stderr
     assert f"{path}:11: not valid JSON" in r.stderr
@@ -193,9 +208,7 @@ def _stored(engine: sa.Engine) -> set[tuple[Any, ...]]:
         return {tuple(r) for r in conn.execute(sa.select(*cols))}
 
 
-def test_imported_items_are_keyed_as_ingest_keys_them(
-    engine: sa.Engine, tmp_path: Path
-) -> None:
+def test_imported_items_are_keyed_as_ingest_keys_them(engine: sa.Engine, tmp_path: Path) -> None:
     """The same stories through a feed (parse_feed + repo.insert_items) and through an
     import: the same canonical URL, content hash, language and text; and ingest then sees
     the imported items as already stored."""
