@@ -29,11 +29,11 @@ from pipeline.ingest.normalize import detect_lang, html_to_text
 from pipeline.ingest.parse import MAX_TEXT_CHARS
 from pipeline.ingest.social.base import platform_lang
 from pipeline.items import Item, Source
+from pipeline.sources import IMPORT_KIND
 from pipeline.storage import repo
 from pipeline.storage.bulk import DEFAULT_CHUNK, BulkReport, ItemRow, bulk_upsert_items
 from pipeline.storage.schema import sources
 
-IMPORT_KIND = "import"
 # Dates outside these bounds are placeholders or broken clocks (1970-01-01, a year 2099);
 # feed ingest drops them too (pipeline/ingest/parse.py).
 _EARLIEST = datetime(1995, 1, 1, tzinfo=UTC)

@@ -23,12 +23,12 @@ from pipeline.alerts.routing import Match, Router, load_routing
 from pipeline.alerts.sinks import CONSOLE, AlertSink
 from pipeline.classify.base import Classifier, Document
 from pipeline.config import Settings
-from pipeline.importer import IMPORT_KIND
 from pipeline.ingest import fulltext
 from pipeline.ingest.fetch import FetchResult, fetch_all
 from pipeline.ingest.parse_pool import ParseJob, ParseOutcome, parse_all
 from pipeline.ingest.social.runner import SocialOutcome, collect, is_social
 from pipeline.items import Item, Source, SourceReport
+from pipeline.sources import IMPORT_KIND
 from pipeline.storage import repo
 from pipeline.storage.schema import classifications, items, sources
 

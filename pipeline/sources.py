@@ -75,6 +75,9 @@ SOCIAL_KINDS = {
 }
 _SOCIAL_COMMON = ("max_pages",)
 KNOWN_KINDS = {"rss", *SOCIAL_KINDS}
+# Sources that `sentinela archive import` creates: never fetched, never alerted, and not
+# allowed in sources.yaml (not in KNOWN_KINDS).
+IMPORT_KIND = "import"
 _OPTIONAL = {"lang", "country", "tags", "allow_private", "note", "options", "fulltext"}
 
 

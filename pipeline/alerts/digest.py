@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from pipeline.alerts.compose import LABEL_NAMES, MAX_HEADER_TEXT, MAX_SECTION_TEXT
 from pipeline.alerts.entities import country_name, extract
 from pipeline.alerts.slack_hook import SlackHook
-from pipeline.storage.repo import _insert
+from pipeline.storage.repo import _insert, latest_classification_id
 from pipeline.storage.schema import alerts, classifications, digests, items, sources
 
 CHART_DAYS = 14
@@ -62,13 +62,7 @@ def _as_date(value: datetime) -> date:
 def collect(conn: Connection, channel: str, day: date) -> DigestData:
     """What the channel was alerted about on `day` (UTC), by when the match was recorded."""
     start, end = _day_bounds(day)
-    c2 = classifications.alias("c2")
-    latest = (
-        sa.select(sa.func.max(c2.c.id))
-        .where(c2.c.item_id == items.c.id)
-        .correlate(items)
-        .scalar_subquery()
-    )
+    latest = latest_classification_id()
     rows = conn.execute(
         sa.select(
             items.c.title,

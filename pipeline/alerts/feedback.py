@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine
 
 from pipeline.alerts.compose import FEEDBACK_ACTION_PREFIX
 from pipeline.config import Settings
-from pipeline.storage.repo import _insert
+from pipeline.storage.repo import _insert, latest_classification_id
 from pipeline.storage.schema import alerts, classifications, feedback, items, sources
 
 log = logging.getLogger(__name__)
@@ -149,13 +149,7 @@ def export_rows(engine: Engine) -> list[dict[str, Any]]:
     """One training example per judged item, in the classifier's data format: relevant →
     the labels the model gave; not relevant → [] (a hard negative). Items analysts disagree
     on (a tie) are left out."""
-    c2 = classifications.alias("c2")
-    latest = (
-        sa.select(sa.func.max(c2.c.id))
-        .where(c2.c.item_id == items.c.id)
-        .correlate(items)
-        .scalar_subquery()
-    )
+    latest = latest_classification_id()
     q = (
         sa.select(
             items.c.id,

@@ -256,7 +256,9 @@ class PendingAlert:
     last_attempt_at: datetime | None = None
 
 
-def _latest_classification() -> Any:
+def latest_classification_id() -> Any:
+    """Correlated scalar subquery: the id of the newest classification of `items.c.id`
+    (after a retrain an item has one row per model version)."""
     c2 = classifications.alias("c2")
     return (
         sa.select(sa.func.max(c2.c.id))
@@ -310,7 +312,7 @@ def pending_alerts(
             .join(classifications, classifications.c.item_id == items.c.id)
         )
         .where(alerts.c.status.in_(["pending", "sending"]))
-        .where(classifications.c.id == _latest_classification())
+        .where(classifications.c.id == latest_classification_id())
         .order_by(alerts.c.id)
         .limit(limit)
     )
