@@ -17,8 +17,10 @@ import resource
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -32,7 +34,7 @@ def ledes(n: int) -> list[tuple[str, str]]:
         for line in path.read_text(encoding="utf-8").splitlines():
             o = json.loads(line)
             rows.append((o.get("title") or "", o["text"]))
-    out = []
+    out: list[tuple[str, str]] = []
     i = 0
     while len(out) < n:
         title, text = rows[i % len(rows)]
@@ -44,7 +46,7 @@ def ledes(n: int) -> list[tuple[str, str]]:
     return out
 
 
-def run_project(n: int, threads: int) -> dict[str, float]:
+def run_project(n: int, threads: int, batch_size: int | None = None) -> dict[str, Any]:
     from pipeline.classify.base import Document
     from pipeline.classify.encoder import Encoder
     from pipeline.classify.model import load_classifier
@@ -53,6 +55,8 @@ def run_project(n: int, threads: int) -> dict[str, float]:
     s = Settings.from_env()
     clf = load_classifier(s.model_dir, s.cache_dir)
     clf._encoder = Encoder(clf.directory, clf.config.max_length, clf.config.prefix, threads=threads)
+    if batch_size:
+        clf.config = replace(clf.config, batch_size=batch_size)
     docs = [Document(str(i), t, x) for i, (t, x) in enumerate(ledes(n))]
     clf.predict_proba(docs[:32])  # warm-up
     t0 = time.perf_counter()
@@ -64,7 +68,8 @@ def run_project(n: int, threads: int) -> dict[str, float]:
         "docs_per_s": n / dt,
         "seconds": dt,
         "mean_tokens": ntok,
-        "runtime": clf.encoder.runtime,  # type: ignore[dict-item]
+        "runtime": clf.encoder.runtime,
+        "batch_size": clf.config.batch_size,
     }
 
 
@@ -111,8 +116,8 @@ def run_fp32(n: int, threads: int) -> dict[str, float]:
     return {"docs_per_s": n / dt, "seconds": dt}
 
 
-def child(side: str, n: int, threads: int) -> None:
-    res = run_project(n, threads) if side == "project" else run_fp32(n, threads)
+def child(side: str, n: int, threads: int, batch_size: int | None) -> None:
+    res = run_project(n, threads, batch_size) if side == "project" else run_fp32(n, threads)
     res["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print("RESULT " + json.dumps(res))
 
@@ -121,10 +126,14 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--docs", type=int, default=512)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument(
+        "--batch-size", type=int, default=None, help="the project's batch (default: its config's)"
+    )
+    ap.add_argument("--out", type=Path, default=RESULTS / "classify.json")
     ap.add_argument("--child", choices=["project", "fp32"])
     args = ap.parse_args()
     if args.child:
-        child(args.child, args.docs, args.threads)
+        child(args.child, args.docs, args.threads, args.batch_size)
         return 0
     env = {
         **os.environ,
@@ -133,7 +142,7 @@ def main() -> int:
         "OMP_NUM_THREADS": str(args.threads),
     }
     load_before = os.getloadavg()[0]
-    results: dict[str, dict[str, float]] = {}
+    results: dict[str, dict[str, Any]] = {}
     for side in ("fp32", "project"):
         out = subprocess.run(
             [
@@ -145,6 +154,7 @@ def main() -> int:
                 str(args.docs),
                 "--threads",
                 str(args.threads),
+                *(["--batch-size", str(args.batch_size)] if args.batch_size else []),
             ],
             capture_output=True,
             text=True,
@@ -166,7 +176,7 @@ def main() -> int:
     s = Settings.from_env()
     pointer = s.model_dir or s.cache_dir / "models" / "CURRENT"
     model = pointer.name if s.model_dir else pointer.read_text().strip()
-    RESULTS.mkdir(parents=True, exist_ok=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
     report = {
         "docs": args.docs,
         "threads": args.threads,
@@ -178,7 +188,7 @@ def main() -> int:
         "load_average_1m_after": round(os.getloadavg()[0], 2),
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
-    (RESULTS / "classify.json").write_text(json.dumps(report, indent=2) + "\n")
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
     return 0
 
 

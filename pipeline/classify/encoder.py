@@ -97,7 +97,7 @@ class Encoder:
         self.max_length = max_length
         self.prefix = prefix
 
-    def encode(self, texts: Sequence[str], batch_size: int = 8) -> np.ndarray:
+    def encode(self, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         enc = self.tokenizer(

