@@ -107,3 +107,32 @@ def test_missing_model_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(ModelNotBuiltError, match="make model"):
         SentinelaClassifier.from_pretrained(tmp_path)
+
+
+def test_models_built_before_openvino_still_load(classifier, tmp_path: Path) -> None:
+    """Model directories from before the OpenVINO runtime hold `encoder.onnx` and run on ONNX
+    Runtime (SENTINELA_MODEL_DIR may point at one). Rebuild one from this model's fp32 encoder:
+    it must load through that branch and agree with the served runtime."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
+    from export_onnx import export_fp32
+
+    from pipeline.classify.encoder import ENCODER_NAME, OPENVINO_NAME
+
+    fp32_dir = classifier.directory / "fp32-encoder"
+    assert (fp32_dir / "config.json").is_file(), "make model keeps the fp32 encoder"
+    old = classifier.save_pretrained(tmp_path / "old")
+    for name in (OPENVINO_NAME, OPENVINO_NAME.replace(".xml", ".bin")):
+        (old / name).unlink()
+    export_fp32(fp32_dir, old / ENCODER_NAME)
+
+    legacy = SentinelaClassifier.from_pretrained(old)
+    docs = [Document(str(i), t, x, lang) for i, (lang, t, x, _) in enumerate(CASES)]
+    got = legacy.predict_proba(docs)
+    assert legacy.encoder.runtime.startswith("onnxruntime")
+    want = classifier.predict_proba(docs)
+    assert np.abs(got - want).max() < 0.05
+    assert [p.labels for p in legacy.predict(docs, evidence=False)] == [
+        p.labels for p in classifier.predict(docs, evidence=False)
+    ]
