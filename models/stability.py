@@ -19,39 +19,29 @@ import time
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import train  # noqa: E402
 
-from pipeline.classify.base import LABELS, Document  # noqa: E402
+from pipeline.classify.base import Prediction  # noqa: E402
+from pipeline.evaluate import Example, example_from_row, macro_f1, metrics  # noqa: E402
 
 LANGS = ("en", "es", "pt")
 
 
-def macro_f1_by_lang(
-    rows: list[dict[str, Any]], probs: np.ndarray, thresholds: dict[str, float]
-) -> dict[str, float]:
-    y = train.targets(rows)
-    out: dict[str, float] = {}
-    for lang in LANGS:
-        idx = [i for i, r in enumerate(rows) if r["lang"] == lang]
-        f1s = [
-            train._f1(probs[idx, j] >= thresholds[lbl], y[idx, j]) for j, lbl in enumerate(LABELS)
-        ]
-        out[lang] = round(float(np.mean(f1s)), 3)
-    return out
+def macro_f1_by_lang(examples: list[Example], preds: list[Prediction]) -> dict[str, float]:
+    """The per-language macro-F1 that `sentinela evaluate` prints, rounded as it prints it."""
+    m = metrics(examples, preds)
+    return {lang: round(macro_f1(m[lang]), 3) for lang in LANGS if lang in m}
 
 
 def run_seed(seed: int, cache: Path) -> dict[str, Any]:
     from pipeline.classify.model import SentinelaClassifier
 
-    train.SEED = seed
     t0 = time.time()
-    target = train.build(cache, train.Hyper(), force=True)
+    target = train.build(cache, train.Hyper(seed=seed), force=True)
     clf = SentinelaClassifier.from_pretrained(target)
     rows = train.load_rows()
     sets = {
@@ -66,11 +56,10 @@ def run_seed(seed: int, cache: Path) -> dict[str, Any]:
     for name, part in sets.items():
         if not part:
             continue
-        docs = [
-            Document(id=str(i), title=r.get("title") or "", text=r["text"])
-            for i, r in enumerate(part)
-        ]
-        result[name] = macro_f1_by_lang(part, clf.predict_proba(docs), clf.config.thresholds)
+        examples = [example_from_row(r) for r in part]
+        # As `sentinela evaluate` does it: the classifier's own thresholds and rounding.
+        preds = clf.predict([e.doc for e in examples], evidence=False)
+        result[name] = macro_f1_by_lang(examples, preds)
     return result
 
 
@@ -82,7 +71,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, help="also write the results here as JSON")
     args = ap.parse_args()
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    served_seed = train.SEED
+    served_seed = train.Hyper.seed
     results = []
     with tempfile.TemporaryDirectory(prefix="sentinela-stability-") as tmp:
         cache = Path(tmp)

@@ -46,10 +46,10 @@ sys.path.insert(0, str(HERE))
 from pipeline.classify.base import LABELS  # noqa: E402
 from pipeline.classify.text import doc_text  # noqa: E402
 from pipeline.config import default_cache_dir  # noqa: E402
+from pipeline.evaluate import prf  # noqa: E402
 
 DATA_DIR = HERE / "data"
 DEV_REAL = ROOT.parent / "shared" / "data" / "dev-real.jsonl"
-SEED = 13
 # Everything that shapes the model, hashed into model_version.
 CODE_FILES = [
     HERE / "train.py",
@@ -71,6 +71,7 @@ class Hyper:
     max_length: int = 256
     train_max_length: int = 160
     head_c: float = 8.0
+    seed: int = 13  # part of model_version like every other field: another seed, another model
 
 
 def load_rows(data_dir: Path = DATA_DIR) -> list[dict[str, Any]]:
@@ -145,9 +146,9 @@ def finetune(base: Path, out: Path, rows: list[dict[str, Any]], hyper: Hyper) ->
     import torch
     from transformers import AutoTokenizer, BertModel
 
-    torch.manual_seed(SEED)
-    random.seed(SEED)
-    np.random.seed(SEED)
+    torch.manual_seed(hyper.seed)
+    random.seed(hyper.seed)
+    np.random.seed(hyper.seed)
     torch.set_num_threads(max(1, os.cpu_count() or 2))
     tok = AutoTokenizer.from_pretrained(str(base))
     bert = BertModel.from_pretrained(
@@ -220,7 +221,7 @@ def finetune(base: Path, out: Path, rows: list[dict[str, Any]], hyper: Hyper) ->
     )
     pos = y.mean(0).clamp(0.05, 0.95)
     loss_fn = torch.nn.BCEWithLogitsLoss(pos_weight=(1 - pos) / pos)
-    rng = random.Random(SEED)
+    rng = random.Random(hyper.seed)
     upper.train()
     for epoch in range(hyper.epochs):
         # Length-bucketed batches, shuffled as buckets: little padding, still random order.
@@ -261,24 +262,17 @@ def finetune(base: Path, out: Path, rows: list[dict[str, Any]], hyper: Hyper) ->
     return out
 
 
-def fit_head(emb: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, np.ndarray]:
+def fit_head(emb: np.ndarray, y: np.ndarray, c: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
     from sklearn.linear_model import LogisticRegression
 
     W = np.zeros((y.shape[1], emb.shape[1]), dtype=np.float32)
     b = np.zeros(y.shape[1], dtype=np.float32)
     for j in range(y.shape[1]):
-        clf = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=SEED)
+        clf = LogisticRegression(C=c, max_iter=5000, class_weight="balanced", random_state=seed)
         clf.fit(emb, y[:, j])
         W[j] = clf.coef_[0]
         b[j] = clf.intercept_[0]
     return W, b
-
-
-def _f1(pred: np.ndarray, y: np.ndarray) -> float:
-    tp = float((pred & (y == 1)).sum())
-    fp = float((pred & (y == 0)).sum())
-    fn = float((~pred & (y == 1)).sum())
-    return 2 * tp / (2 * tp + fp + fn) if tp else 0.0
 
 
 CALIBRATION_GRID = np.round(np.arange(0.10, 0.91, 0.01), 2)
@@ -286,7 +280,9 @@ SMOOTH_HALF_WIDTH = 5  # grid steps (±0.05) averaged around each candidate thre
 
 
 def calibrate(
-    held_out: list[tuple[np.ndarray, np.ndarray]], grid: np.ndarray = CALIBRATION_GRID
+    held_out: list[tuple[np.ndarray, np.ndarray]],
+    grid: np.ndarray = CALIBRATION_GRID,
+    half_width: int = SMOOTH_HALF_WIDTH,
 ) -> dict[str, float]:
     """One threshold per label from held-out sets of (probs, targets).
 
@@ -300,8 +296,10 @@ def calibrate(
     for j, label in enumerate(LABELS):
         score = np.zeros(len(grid))
         for probs, y in held_out:
-            score += np.array([_f1(probs[:, j] >= t, y[:, j]) for t in grid]) / len(held_out)
-        w = SMOOTH_HALF_WIDTH
+            gold = (y[:, j] == 1).tolist()
+            score += np.array([prf(gold, (probs[:, j] >= t).tolist()).f1 for t in grid])
+        score /= len(held_out)
+        w = half_width
         window = np.ones(2 * w + 1) / (2 * w + 1)
         smooth = np.convolve(np.pad(score, w, mode="edge"), window, "valid")
         best = max(
@@ -349,7 +347,7 @@ def build(cache: Path, hyper: Hyper, force: bool = False) -> Path:
     encoder = Encoder(staging, hyper.max_length, "passage: ")
     emb_train = encoder.encode(texts(train))
     emb_dev = encoder.encode(texts(dev))
-    W, b = fit_head(emb_train, targets(train), hyper.head_c)
+    W, b = fit_head(emb_train, targets(train), hyper.head_c, hyper.seed)
     probs_dev = 1 / (1 + np.exp(-(emb_dev @ W.T + b)))
     # Thresholds are calibrated on held-out data only: the synthetic dev split and, when
     # present, the real-article ledes of shared/data/dev-real.jsonl (never trained on).
@@ -407,9 +405,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--train-layers", type=int, default=Hyper.train_layers)
     ap.add_argument("--num-layers", type=int, default=Hyper.num_layers)
+    ap.add_argument("--seed", type=int, default=Hyper.seed)
     args = ap.parse_args(argv)
     cache = args.cache or Path(os.environ.get("SENTINELA_CACHE_DIR") or default_cache_dir())
-    hyper = Hyper(epochs=args.epochs, train_layers=args.train_layers, num_layers=args.num_layers)
+    hyper = Hyper(
+        epochs=args.epochs,
+        train_layers=args.train_layers,
+        num_layers=args.num_layers,
+        seed=args.seed,
+    )
     build(cache, hyper, force=args.force)
     return 0
 

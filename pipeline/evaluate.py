@@ -7,6 +7,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from pipeline.classify.base import LABELS, Classifier, Document, Prediction
 from pipeline.config import Settings
@@ -46,18 +47,20 @@ def load_examples(path: Path) -> list[Example]:
             if not line.strip():
                 continue
             try:
-                o = json.loads(line)
-                labels = frozenset(o["labels"])
-                doc = Document(
-                    str(o["id"]), str(o.get("title") or ""), str(o["text"]), o.get("lang")
-                )
+                example = example_from_row(json.loads(line))
             except (json.JSONDecodeError, KeyError, TypeError) as exc:
                 raise ValueError(f"{path}:{n}: not a labelled example ({exc})") from exc
-            unknown = labels - set(LABELS)
+            unknown = example.labels - set(LABELS)
             if unknown:
                 raise ValueError(f"{path}:{n}: unknown label(s) {sorted(unknown)}")
-            out.append(Example(doc, labels))
+            out.append(example)
     return out
+
+
+def example_from_row(o: dict[str, Any]) -> Example:
+    """One labelled row (id, title, text, lang, labels), as in models/data or dev-real."""
+    doc = Document(str(o["id"]), str(o.get("title") or ""), str(o["text"]), o.get("lang"))
+    return Example(doc, frozenset(o["labels"]))
 
 
 def prf(gold: Sequence[bool], pred: Sequence[bool]) -> PRF:

@@ -127,20 +127,11 @@ def train_candidate(settings: Settings, run: Path, opts: RetrainOptions) -> dict
 
 
 def _dev_examples(run: Path, opts: RetrainOptions) -> dict[str, list[Any]]:
-    from pipeline.classify.base import Document
-    from pipeline.evaluate import Example, load_examples
+    from pipeline.evaluate import example_from_row, load_examples
 
     mod = _train_module(run / "data", opts.dev_real)
     rows = [r for r in mod.load_rows() if mod.is_dev(r["id"])]
-    sets = {
-        "dev_split": [
-            Example(
-                Document(str(r["id"]), str(r.get("title") or ""), r["text"], r.get("lang")),
-                frozenset(r["labels"]),
-            )
-            for r in rows
-        ]
-    }
+    sets = {"dev_split": [example_from_row(r) for r in rows]}
     if opts.dev_real is not None and opts.dev_real.is_file():
         sets["dev_real"] = load_examples(opts.dev_real)
     return sets

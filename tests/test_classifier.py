@@ -113,9 +113,6 @@ def test_models_built_before_openvino_still_load(classifier, tmp_path: Path) -> 
     """Model directories from before the OpenVINO runtime hold `encoder.onnx` and run on ONNX
     Runtime (SENTINELA_MODEL_DIR may point at one). Rebuild one from this model's fp32 encoder:
     it must load through that branch and agree with the served runtime."""
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
     from export_onnx import export_fp32
 
     from pipeline.classify.encoder import ENCODER_NAME, OPENVINO_NAME

@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
-import numpy as np
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
 import stability
 
+from pipeline.classify.base import LABELS, Document, Prediction
+from pipeline.evaluate import Example
 
-def test_macro_f1_is_per_language_and_uses_the_thresholds() -> None:
-    rows = [
-        {"lang": "en", "labels": ["gang_prison_control"]},
-        {"lang": "en", "labels": ["security_operation"]},
-        {"lang": "es", "labels": ["gang_prison_control", "security_operation"]},
-        {"lang": "es", "labels": []},
-        {"lang": "pt", "labels": ["security_operation"]},
-        {"lang": "pt", "labels": []},
+GOLD = [
+    ("en", ["gang_prison_control"]),
+    ("en", ["security_operation"]),
+    ("es", ["gang_prison_control", "security_operation"]),
+    ("es", []),
+    ("pt", ["security_operation"]),
+    ("pt", []),
+]
+PROBS = [[0.9, 0.1], [0.1, 0.9], [0.6, 0.9], [0.1, 0.1], [0.1, 0.2], [0.1, 0.1]]
+
+
+def _score(thresholds: dict[str, float]) -> dict[str, float]:
+    examples = [
+        Example(Document(str(i), "", "text", lang), frozenset(labels))
+        for i, (lang, labels) in enumerate(GOLD)
     ]
-    probs = np.array(
-        [[0.9, 0.1], [0.1, 0.9], [0.6, 0.9], [0.1, 0.1], [0.1, 0.2], [0.1, 0.1]],
-        dtype=np.float32,
-    )
+    preds = [
+        Prediction(
+            [lbl for lbl, p in zip(LABELS, row, strict=True) if p >= thresholds[lbl]],
+            dict(zip(LABELS, row, strict=True)),
+            "test",
+            {},
+        )
+        for row in PROBS
+    ]
+    return stability.macro_f1_by_lang(examples, preds)
+
+
+def test_macro_f1_is_per_language_as_evaluate_counts_it() -> None:
     thresholds = {"gang_prison_control": 0.5, "security_operation": 0.5}
-    out = stability.macro_f1_by_lang(rows, probs, thresholds)
+    out = _score(thresholds)
     # en and es perfect; pt misses its only security_operation and has no control positive.
     assert out == {"en": 1.0, "es": 1.0, "pt": 0.0}
     # A higher control threshold drops es's control positive (0.6): F1 0 for it, 1 for SOP.
     stricter = {"gang_prison_control": 0.7, "security_operation": 0.5}
-    assert stability.macro_f1_by_lang(rows, probs, stricter)["es"] == 0.5
+    assert _score(stricter)["es"] == 0.5

@@ -3,16 +3,11 @@ one item wide loses to a plateau."""
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+import train
 
 from pipeline.classify.base import LABELS
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "models"))
-import train
 
 
 def _set(pos: list[float], neg: list[float]) -> tuple[np.ndarray, np.ndarray]:
@@ -55,17 +50,8 @@ def test_a_plateau_beats_a_spike_one_item_wide() -> None:
         assert thresholds[label] >= 0.10
 
     # Without the window the spike wins: the smoothing is what moved the pick.
-    unsmoothed = _pick_unsmoothed(spiky)
+    unsmoothed = train.calibrate([spiky], half_width=0)[LABELS[0]]
     assert unsmoothed == pytest.approx(0.75)
-
-
-def _pick_unsmoothed(s: tuple[np.ndarray, np.ndarray]) -> float:
-    saved = train.SMOOTH_HALF_WIDTH
-    try:
-        train.SMOOTH_HALF_WIDTH = 0
-        return train.calibrate([s])[LABELS[0]]
-    finally:
-        train.SMOOTH_HALF_WIDTH = saved
 
 
 def test_thresholds_come_from_the_grid() -> None:
